@@ -1,0 +1,58 @@
+"""Text the CLI prints. Functions here return strings; only the CLI prints."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.record import ResultRecord
+from bench.specs import Spec
+
+
+def table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:
+    cells = [list(map(str, header))] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def format_params(n: float | None) -> str:
+    if n is None:
+        return "-"
+    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.1f}k"
+
+
+def format_models(specs: Sequence[Spec], params: dict[str, int | None]) -> str:
+    rows = []
+    for s in specs:
+        st = s.settings
+        rows.append([
+            s.name, s.pipeline, format_params(params.get(s.name)), f"{st.width}x{st.height}",
+            f"{st.num_frames}@{st.fps:g}fps", st.steps, st.guidance_scale, s.default_weights,
+        ])
+    header = ["model", "pipeline", "denoiser", "size", "frames", "steps", "cfg", "weights"]
+    return table(rows, header)
+
+
+def format_run(record: ResultRecord, path: Path) -> str:
+    s, st = record.summary, record.settings
+    out = [
+        f"{record.spec.name} on {record.hardware_class} ({st.device}, {st.dtype}, weights: {record.weights.source})",
+        f"  {st.width}x{st.height}, {st.num_frames} frames @ {st.fps:g} fps = {s['video_seconds_per_generation']:.2f} "
+        f"video-s, {st.steps} steps, guidance {st.guidance_scale:g}",
+        f"  timed generations   {int(s['generations'])} (warm-up {len(record.warmup_latency_s)}, "
+        f"load {record.load_s:.1f} s, both excluded)",
+        f"  video min / GPU-hour  {s['video_minutes_per_gpu_hour']:.4g}",
+        f"  GPU-s / video-s       {s['gpu_seconds_per_video_second']:.4g}",
+        f"  latency p50 / p90     {s['latency_p50_s']:.3f} s / {s['latency_p90_s']:.3f} s "
+        f"(spread {s['latency_rel_stdev']:.1%})",
+        f"  stages (mean)         text {s['text_encode_mean_s']:.3f} s | denoise {s['denoise_mean_s']:.3f} s "
+        f"({s['step_mean_s']:.4f} s/step) | vae {s['vae_decode_mean_s']:.3f} s | other {s['other_mean_s']:.3f} s",
+        f"  peak memory           {record.peak_memory_bytes / 2**30:.2f} GiB ({record.peak_memory_method})",
+    ]
+    if record.video_path:
+        out.append(f"  video                 {record.video_path}")
+    out += [f"  warning: {w}" for w in record.warnings]
+    out.append(f"record: {path}")
+    return "\n".join(out)
