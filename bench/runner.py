@@ -95,20 +95,21 @@ def _job(config: RunConfig, settings: Settings, weights: str, video_path: Path |
 class _Collector:
     """What the worker has reported so far."""
 
-    def __init__(self, progress: Any):
+    def __init__(self, make_bar: Any):
         self.loaded: dict[str, Any] | None = None
         self.warmups: list[float] = []
         self.generations: list[dict[str, Any]] = []
         self.video_path: str | None = None
         self.done = False
         self.error: dict[str, Any] | None = None
-        self.progress = progress
+        self.make_bar = make_bar
+        self.progress: Any = None
 
     def take(self, kind: str, payload: dict[str, Any]) -> None:
         if kind == "loaded":
             self.loaded = payload
-            if self.progress is not None:
-                self.progress.reset(self.progress.total)  # time generations, not the model load
+            if self.make_bar is not None:  # the bar times generations, not the model load
+                self.progress = self.make_bar()
         elif kind == "warmup":
             self.warmups.append(payload["latency_s"])
         elif kind == "generation":
@@ -152,6 +153,8 @@ def _supervise(job: dict[str, Any], collector: _Collector) -> str | None:
                 proc.kill()
         proc.join()
         _drain(q, collector)
+        q.close()
+        q.join_thread()
     if collector.error is not None and not collector.error["user"]:
         reason = "the generating code failed: " + collector.error["message"].strip().splitlines()[-1]
     return reason
@@ -185,18 +188,18 @@ def run(config: RunConfig, progress: bool = True) -> Outcome:
         video_path.parent.mkdir(parents=True, exist_ok=True)
     job = _job(config, settings, weights, video_path)
 
-    bar = None
+    make_bar = None
     if progress:
         from tqdm import tqdm
 
         total = job["warmup"] + job["repeats"] if config.time_budget_s is None else None
-        bar = tqdm(total=total, desc=spec.name, unit="gen", delay=3, file=sys.stderr, leave=False)
-    collector = _Collector(bar)
+        make_bar = lambda: tqdm(total=total, desc=spec.name, unit="gen", delay=3, file=sys.stderr, leave=False)  # noqa: E731
+    collector = _Collector(make_bar)
     try:
         reason = _supervise(job, collector)
     finally:
-        if bar is not None:
-            bar.close()
+        if collector.progress is not None:
+            collector.progress.close()
 
     if collector.error is not None and collector.error["user"]:
         raise UsageError(collector.error["message"])

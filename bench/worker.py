@@ -16,6 +16,7 @@ import logging
 import os
 import resource
 import signal
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -101,7 +102,15 @@ def generate(pipe: Any, clock: StageClock, kwargs: dict[str, Any], seed: int, de
     out = pipe(**kwargs, generator=generator, callback_on_step_end=clock.on_step_end)
     clock.sync()
     latency_s = time.perf_counter() - start
-    return {"seed": seed, "latency_s": latency_s, **clock.stages(start)}, out.frames[0]
+    frames = out.frames[0]
+    if len(frames) != kwargs["num_frames"]:  # video seconds would be wrong: never record them
+        from bench.errors import UsageError
+
+        raise UsageError(
+            f"the pipeline returned {len(frames)} frames for --frames {kwargs['num_frames']}; "
+            "choose a frame count this model's VAE reproduces"
+        )
+    return {"seed": seed, "latency_s": latency_s, **clock.stages(start)}, frames
 
 
 def resolve_device(requested: str) -> str:
@@ -219,9 +228,22 @@ def _quiet_libraries() -> None:
         pass
 
 
+def _exit_with_parent() -> None:
+    """A worker whose parent died (killed, crashed) has no one to report to: stop instead of burning the GPU."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="t2vbench-parent-watch").start()
+
+
 def worker_main(job: dict[str, Any], queue: Any) -> None:
     """Entry point of the worker process. Ctrl-C is the parent's to handle: it stops us and keeps our results."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent()
 
     def send(kind: str, payload: dict[str, Any]) -> None:
         queue.put((kind, payload))

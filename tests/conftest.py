@@ -1,0 +1,17 @@
+import pytest
+
+from bench import cli
+
+TINY = ["tiny-wan", "tiny-cogvideox", "tiny-ltx", "tiny-hunyuanvideo", "tiny-mochi"]
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Call the CLI in-process; returns (exit code, stdout, stderr)."""
+
+    def call(*argv: str):
+        code = cli.main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return call

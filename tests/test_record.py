@@ -1,0 +1,87 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.errors import UsageError
+from bench.record import SCHEMA_VERSION, load_record, parse_record, record_json, write_new
+
+GOLDEN = Path(__file__).parent / "data" / "record-v1-tiny-wan.json"
+
+
+def _golden() -> dict:
+    return json.loads(GOLDEN.read_text())
+
+
+def _refused(data: dict | str, fragment: str) -> None:
+    text = data if isinstance(data, str) else json.dumps(data)
+    with pytest.raises(UsageError, match=fragment):
+        parse_record(text)
+
+
+def test_golden_record_loads_and_round_trips():
+    record = load_record(GOLDEN)
+    assert record.schema_version == SCHEMA_VERSION == 1
+    assert json.loads(record_json(record)) == _golden()
+
+
+def test_summary_that_does_not_follow_from_the_timings_is_refused():
+    data = _golden()
+    data["summary"]["video_minutes_per_gpu_hour"] *= 2
+    _refused(data, "summary.video_minutes_per_gpu_hour")
+
+
+def test_edited_timing_breaks_the_summary():
+    data = _golden()
+    data["generations"][0]["latency_s"] *= 1.5
+    _refused(data, "summary")
+
+
+def test_nan_is_refused():
+    text = GOLDEN.read_text().replace('"load_s": ', '"load_s": NaN, "x": ', 1)
+    _refused(text, "not a number")
+
+
+def test_missing_field_is_named():
+    data = _golden()
+    del data["settings"]["fps"]
+    _refused(data, "settings.fps")
+
+
+def test_unknown_field_is_named():
+    data = _golden()
+    data["settings"]["nonsense"] = 1
+    _refused(data, "settings.nonsense")
+
+
+def test_negative_duration_is_refused():
+    data = _golden()
+    data["generations"][0]["step_s"][0] = -1.0
+    _refused(data, "generations.0.step_s.0")
+
+
+def test_stages_longer_than_the_generation_are_refused():
+    data = _golden()
+    g = data["generations"][0]
+    g["vae_decode_s"] = g["latency_s"]
+    _refused(data, "stage times add up")
+
+
+def test_newer_schema_says_upgrade():
+    data = _golden()
+    data["schema_version"] = SCHEMA_VERSION + 1
+    _refused(data, "upgrade t2vbench")
+
+
+def test_string_where_number_belongs_is_refused():
+    data = _golden()
+    data["settings"]["height"] = "480"
+    _refused(data, "settings.height")
+
+
+def test_write_never_overwrites(tmp_path):
+    path = write_new(tmp_path / "r.json", "one")
+    with pytest.raises(FileExistsError):
+        write_new(path, "two")
+    assert path.read_text() == "one"
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary file left behind
