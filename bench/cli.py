@@ -39,6 +39,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--save-video", action="store_true", help="write the last generation as an mp4 beside the record")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"folder for records and videos (default {DEFAULT_OUT})")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    p.add_argument("--telemetry", default="auto", help="auto | nvml | amdsmi | none (auto probes NVML, then amdsmi)")
+    p.add_argument("--sample-period", type=float, default=0.1, dest="sample_period_s",
+                   help="seconds between telemetry samples (default 0.1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,12 +77,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         model=args.model, weights=args.weights, device=args.device, dtype=args.dtype,
         overrides={k: v for k, v in overrides.items() if v is not None},
         repeats=args.repeats, time_budget_s=args.time_budget_s, warmup=args.warmup, seed=args.seed,
-        prompt=args.prompt, save_video=args.save_video, out_dir=args.out,
+        prompt=args.prompt, save_video=args.save_video, out_dir=args.out, telemetry=args.telemetry,
+        sample_period_s=args.sample_period_s,
     )
     outcome = run(config, progress=not args.json)
     if args.json:
         print(json.dumps({"record": str(outcome.path), "complete": outcome.record.complete,
-                          "summary": outcome.record.summary, "warnings": outcome.record.warnings}, sort_keys=True))
+                          "summary": outcome.record.summary, "warnings": outcome.record.warnings,
+                          "telemetry": outcome.record.telemetry.model_dump(exclude={"series"})}, sort_keys=True))
     else:
         print(format_run(outcome.record, outcome.path))
     return outcome.exit_code

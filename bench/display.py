@@ -51,8 +51,38 @@ def format_run(record: ResultRecord, path: Path) -> str:
         f"({s['step_mean_s']:.4f} s/step) | vae {s['vae_decode_mean_s']:.3f} s | other {s['other_mean_s']:.3f} s",
         f"  peak memory           {record.peak_memory_bytes / 2**30:.2f} GiB ({record.peak_memory_method})",
     ]
+    out += format_telemetry(record)
     if record.video_path:
         out.append(f"  video                 {record.video_path}")
     out += [f"  warning: {w}" for w in record.warnings]
     out.append(f"record: {path}")
     return "\n".join(out)
+
+
+def _num(value: float | None, fmt: str, unit: str) -> str:
+    return "n/a" if value is None else f"{value:{fmt}} {unit}"
+
+
+def format_telemetry(record: ResultRecord) -> list[str]:
+    t = record.telemetry
+    if not t.available:
+        return [f"  telemetry             unavailable: {t.unavailable_reason}"] + _cpu_line(record)
+    s = t.summary
+    energy = (f"{_num(s.energy_per_video_j, '.1f', 'J')} per video, {_num(s.energy_per_video_minute_wh, '.2f', 'Wh')}"
+              f" per video-minute ({t.energy_method})" if t.energy_method else f"n/a ({t.energy_unsupported_reason})")
+    throttled = ", ".join(f"{k} {v:.0%}" for k, v in sorted(s.throttle_share.items()) if v > 0) or "none"
+    return [
+        f"  energy                {energy}",
+        f"  power avg / peak      {_num(s.avg_power_w, '.0f', 'W')} / {_num(s.peak_power_w, '.0f', 'W')} "
+        f"(limit {_num(s.power_limit_w, '.0f', 'W')})",
+        f"  SM clock mean / max   {_num(s.sm_clock_mean_mhz, '.0f', 'MHz')} / {_num(s.sm_clock_max_mhz, '.0f', 'MHz')}",
+        f"  clock events          {throttled}",
+        f"  peak temperature      {_num(s.peak_temperature_c, '.0f', 'C')} ({s.samples} samples, {t.backend})",
+    ] + _cpu_line(record)
+
+
+def _cpu_line(record: ResultRecord) -> list[str]:
+    cpu = record.telemetry.cpu
+    if cpu.package_energy_j is None:
+        return [f"  CPU package energy    n/a ({cpu.reason})"]
+    return [f"  CPU package energy    {cpu.package_energy_j:.1f} J over the timed generations (RAPL)"]

@@ -2,7 +2,8 @@
 
 Schema versions (bump SCHEMA_VERSION and add an `update_to_N` step for every change):
   1  first version: spec, settings, weights, raw per-generation and per-stage timings, summary, environment,
-     hardware class, warnings, optional telemetry section.
+     hardware class, warnings, telemetry (GPU energy, power, clocks, throttling, sampled series; CPU package
+     energy), each absent value with its reason.
 """
 
 from __future__ import annotations
@@ -23,7 +24,12 @@ SCHEMA_VERSION = 1
 MAX_RECORD_BYTES = 64 * 1024 * 1024  # records come from strangers: bound what we parse
 
 Seconds = Annotated[float, Field(ge=0, le=1e7)]
+Joules = Annotated[float, Field(ge=0, le=1e12)]
+Watts = Annotated[float, Field(ge=0, le=1e5)]
+MHz = Annotated[float, Field(ge=0, le=1e5)]
 Text = Annotated[str, Field(max_length=4096)]
+SERIES_FIELDS = ("t_s", "power_w", "sm_clock_mhz", "mem_clock_mhz", "gpu_util_pct", "mem_util_pct",
+                 "memory_used_bytes", "temperature_c", "throttle_mask")
 
 
 class _Strict(BaseModel):
@@ -61,6 +67,62 @@ class Weights(_Strict):
     location: Text | None  # hub repo id or local directory; None for random
 
 
+class GenerationTelemetry(_Strict):
+    start_s: Seconds  # since the sampler's start, so the series can be cut per generation
+    end_s: Seconds
+    energy_j: Joules | None
+    text_encode_energy_j: Joules | None
+    denoise_energy_j: Joules | None
+    vae_decode_energy_j: Joules | None
+
+
+class TelemetrySummary(_Strict):
+    energy_per_video_j: Joules | None
+    energy_per_video_minute_wh: Annotated[float, Field(ge=0, le=1e9)] | None
+    energy_counter_j: Joules | None
+    energy_integrated_j: Joules | None
+    avg_power_w: Watts | None
+    peak_power_w: Watts | None
+    sm_clock_mean_mhz: MHz | None
+    sm_clock_max_mhz: MHz | None
+    peak_temperature_c: Annotated[float, Field(ge=-50, le=200)] | None
+    power_limit_w: Watts | None
+    throttle_share: dict[Annotated[str, Field(max_length=100)], Annotated[float, Field(ge=0, le=1)]]
+    samples: Annotated[int, Field(ge=0)]
+    sampling_gaps: Annotated[int, Field(ge=0)]
+    longest_gap_s: Seconds
+
+
+class CpuEnergy(_Strict):
+    package_energy_j: Joules | None
+    reason: Text | None
+
+
+class Telemetry(_Strict):
+    backend: Literal["nvml", "amdsmi", "none"]
+    available: bool
+    unavailable_reason: Text | None
+    device: dict[Annotated[str, Field(max_length=100)], Text | int | float | bool | None] | None
+    energy_method: Literal["counter", "power_integration"] | None
+    energy_unsupported_reason: Text | None
+    sample_period_s: Annotated[float, Field(gt=0, le=60)]
+    summary: TelemetrySummary
+    series: dict[Literal[SERIES_FIELDS], Annotated[list[float | int | None], Field(max_length=2_000_000)]] | None
+    cpu: CpuEnergy
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Telemetry":
+        if not self.available and not self.unavailable_reason:
+            raise ValueError("telemetry unavailable without a reason")
+        if self.energy_method is None and self.summary.energy_per_video_j is not None:
+            raise ValueError("energy given without the method that measured it")
+        if self.energy_method is None and self.available and not self.energy_unsupported_reason:
+            raise ValueError("no energy and no reason why")
+        if self.series is not None and len({len(v) for v in self.series.values()}) > 1:
+            raise ValueError("series columns differ in length")
+        return self
+
+
 class Generation(_Strict):
     index: Annotated[int, Field(ge=0)]
     seed: int
@@ -69,7 +131,7 @@ class Generation(_Strict):
     denoise_s: Seconds
     vae_decode_s: Seconds
     step_s: Annotated[list[Seconds], Field(max_length=10000)]
-    telemetry: dict[str, Any] | None = None  # per-generation energy (telemetry issue)
+    telemetry: GenerationTelemetry | None = None
 
     @model_validator(mode="after")
     def _stages_fit(self) -> "Generation":
@@ -98,7 +160,7 @@ class ResultRecord(_Strict):
     peak_memory_bytes: Annotated[int, Field(ge=0, le=2**50)]
     peak_memory_method: Literal["cuda_max_allocated", "process_max_rss"]
     warnings: Annotated[list[Text], Field(max_length=1000)]
-    telemetry: dict[str, Any] | None = None  # run-level telemetry section (telemetry issue)
+    telemetry: Telemetry
     video_path: Text | None = None
 
     @model_validator(mode="after")

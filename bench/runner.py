@@ -20,6 +20,7 @@ from bench import __version__, metrics
 from bench.errors import UsageError
 from bench.record import SCHEMA_VERSION, ResultRecord, record_json, write_new
 from bench.specs import DEFAULT_MODEL, Settings, Spec, check_settings, load_spec
+from bench.telemetry.summary import summarize as summarize_telemetry
 
 DEFAULT_PROMPT = "a red fox walks through a snowy forest at golden hour, cinematic wide shot"
 DEFAULT_OUT = Path("t2vbench-results")
@@ -43,6 +44,8 @@ class RunConfig:
     prompt: str = DEFAULT_PROMPT
     save_video: bool = False
     out_dir: Path = DEFAULT_OUT
+    telemetry: str = "auto"  # auto | nvml | amdsmi | none
+    sample_period_s: float = 0.1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +66,10 @@ def prepare(config: RunConfig) -> tuple[Spec, Settings, str]:
         raise UsageError(f"--time-budget {config.time_budget_s} is impossible: give a positive number of seconds")
     if config.warmup < 0:
         raise UsageError(f"--warmup {config.warmup} is impossible: use 0 or more")
+    if config.telemetry not in ("auto", "nvml", "amdsmi", "none"):
+        raise UsageError(f"--telemetry {config.telemetry}: use auto, nvml, amdsmi or none")
+    if not 0.001 <= config.sample_period_s <= 60:
+        raise UsageError(f"--sample-period {config.sample_period_s}: give seconds between 0.001 and 60")
     if config.dtype not in ("auto", "float32", "bfloat16", "float16"):
         raise UsageError(f"--dtype {config.dtype}: use auto, float32, bfloat16 or float16")
     weights = config.weights or spec.default_weights
@@ -89,6 +96,8 @@ def _job(config: RunConfig, settings: Settings, weights: str, video_path: Path |
         "seed": config.seed,
         "prompt": config.prompt,
         "video_path": str(video_path) if video_path else None,
+        "telemetry": config.telemetry,
+        "sample_period_s": config.sample_period_s,
     }
 
 
@@ -100,6 +109,7 @@ class _Collector:
         self.warmups: list[float] = []
         self.generations: list[dict[str, Any]] = []
         self.video_path: str | None = None
+        self.telemetry: dict[str, Any] = {}
         self.done = False
         self.error: dict[str, Any] | None = None
         self.make_bar = make_bar
@@ -114,6 +124,8 @@ class _Collector:
             self.warmups.append(payload["latency_s"])
         elif kind == "generation":
             self.generations.append(payload)
+        elif kind == "telemetry":
+            self.telemetry.update(payload)
         elif kind == "video":
             self.video_path = payload["path"]
         elif kind == "done":
@@ -220,6 +232,9 @@ def build_record(
     gpus_used = 1  # one process drives one device; multi-GPU parallelism is not implemented yet
     summary = metrics.summarize(gens, settings.num_frames, settings.fps, gpus_used)
     warnings = metrics.quality_warnings(summary)
+    section, gens, telemetry_warnings = summarize_telemetry(
+        collector.telemetry, gens, metrics.video_seconds(settings.num_frames, settings.fps))
+    warnings += telemetry_warnings
     if reason is not None:
         warnings.insert(0, f"incomplete: {reason}; {len(gens)} generation(s) were kept")
     last = collector.generations[-1]
@@ -247,5 +262,6 @@ def build_record(
         "peak_memory_bytes": last["peak_memory_bytes"],
         "peak_memory_method": last["peak_memory_method"],
         "warnings": warnings,
+        "telemetry": section,
         "video_path": collector.video_path,
     })

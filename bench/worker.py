@@ -3,7 +3,8 @@
 It sends messages to the parent as (kind, payload) tuples on a queue:
   loaded      load_s, device, dtype, environment, hardware_class
   warmup      latency_s
-  generation  one timed generation's raw timings, and the peak memory so far
+  generation  one timed generation's raw timings and energy, and the peak memory so far
+  telemetry   static GPU metadata, the sampled series, CPU package energy
   video       path of the saved mp4
   done        {}
   error       user (bool), message
@@ -11,7 +12,6 @@ It sends messages to the parent as (kind, payload) tuples on a queue:
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import resource
@@ -23,94 +23,6 @@ from collections.abc import Callable
 from typing import Any
 
 Send = Callable[[str, dict[str, Any]], None]
-
-
-class StageClock:
-    """Times the stages of one generation by wrapping encode_prompt and vae.decode and a step-end callback.
-
-    Each mark is taken after synchronizing the device, so queued GPU work is counted in the stage it belongs to.
-    Step 0 runs from the end of text encoding, so it includes preparing latents and timesteps.
-    """
-
-    def __init__(self, pipe: Any, sync: Callable[[], None]):
-        self.sync = sync
-        self.reset()
-        pipe.encode_prompt = self._timed(pipe.encode_prompt, "text_encode_s")
-        pipe.vae.decode = self._timed(pipe.vae.decode, "vae_decode_s")
-
-    def reset(self) -> None:
-        self.spent = {"text_encode_s": 0.0, "vae_decode_s": 0.0}
-        self.encode_end = None
-        self.step_marks: list[float] = []
-
-    def _timed(self, fn: Callable[..., Any], stage: str) -> Callable[..., Any]:
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            self.sync()
-            start = time.perf_counter()
-            result = fn(*args, **kwargs)
-            self.sync()
-            end = time.perf_counter()
-            self.spent[stage] += end - start
-            if stage == "text_encode_s":
-                self.encode_end = end
-            return result
-
-        return wrapper
-
-    def on_step_end(self, pipe: Any, step: int, timestep: Any, callback_kwargs: dict[str, Any]) -> dict[str, Any]:
-        self.sync()
-        self.step_marks.append(time.perf_counter())
-        return callback_kwargs
-
-    def stages(self, start: float) -> dict[str, Any]:
-        marks = [self.encode_end if self.encode_end is not None else start] + self.step_marks
-        step_s = [b - a for a, b in zip(marks, marks[1:])]
-        return {
-            "text_encode_s": self.spent["text_encode_s"],
-            "denoise_s": sum(step_s),
-            "vae_decode_s": self.spent["vae_decode_s"],
-            "step_s": step_s,
-        }
-
-
-def call_kwargs(pipe: Any, job: dict[str, Any]) -> dict[str, Any]:
-    """Arguments of one pipeline call at the job's settings."""
-    s = job["settings"]
-    kwargs = {
-        "prompt": job["prompt"],
-        "height": s["height"],
-        "width": s["width"],
-        "num_frames": s["num_frames"],
-        "num_inference_steps": s["steps"],
-        "guidance_scale": s["guidance_scale"],
-        "max_sequence_length": s["max_sequence_length"],
-        "output_type": "np",
-    }
-    if "frame_rate" in inspect.signature(pipe.__call__).parameters:  # LTX conditions on playback rate
-        kwargs["frame_rate"] = s["fps"]
-    return kwargs
-
-
-def generate(pipe: Any, clock: StageClock, kwargs: dict[str, Any], seed: int, device: str) -> tuple[dict, Any]:
-    """One generation timed end to end; returns its timings and the frames (frames, H, W, 3) in [0, 1]."""
-    import torch
-
-    generator = torch.Generator(device="cpu" if device == "cpu" else device).manual_seed(seed)
-    clock.reset()
-    clock.sync()
-    start = time.perf_counter()
-    out = pipe(**kwargs, generator=generator, callback_on_step_end=clock.on_step_end)
-    clock.sync()
-    latency_s = time.perf_counter() - start
-    frames = out.frames[0]
-    if len(frames) != kwargs["num_frames"]:  # video seconds would be wrong: never record them
-        from bench.errors import UsageError
-
-        raise UsageError(
-            f"the pipeline returned {len(frames)} frames for --frames {kwargs['num_frames']}; "
-            "choose a frame count this model's VAE reproduces"
-        )
-    return {"seed": seed, "latency_s": latency_s, **clock.stages(start)}, frames
 
 
 def resolve_device(requested: str) -> str:
@@ -161,33 +73,72 @@ def peak_memory(device: str) -> tuple[int, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "process_max_rss"
 
 
+def _open_telemetry(job: dict[str, Any], device: str) -> Any:
+    """The telemetry backend for this device; an explicitly named backend that cannot measure is a user error."""
+    import torch
+
+    from bench import telemetry
+    from bench.errors import UsageError
+
+    uuid = bdf = None
+    if device != "cpu":
+        props = torch.cuda.get_device_properties(torch.device(device))
+        uuid = f"GPU-{props.uuid}" if getattr(props, "uuid", None) else None
+        if getattr(props, "pci_bus_id", None) is not None:
+            bdf = f"{props.pci_domain_id:04x}:{props.pci_bus_id:02x}:{props.pci_device_id:02x}.0"
+    try:
+        return telemetry.open_backend(job["telemetry"], device, uuid, bdf, is_rocm=bool(torch.version.hip))
+    except telemetry.TelemetryUnavailable as exc:
+        raise UsageError(f"--telemetry {job['telemetry']}: {exc}") from None
+
+
+def _telemetry_info(backend: Any, period_s: float) -> dict[str, Any]:
+    return {
+        "backend": backend.name,
+        "available": backend.name != "none",
+        "unavailable_reason": getattr(backend, "reason", None),
+        "device": backend.static_info() or None,
+        "energy_unsupported_reason": backend.energy_unsupported_reason,
+        "throttle_bits": backend.throttle_bits,
+        "slowdown_reasons": list(backend.slowdown_reasons),
+        "sample_period_s": period_s,
+    }
+
+
 def _run(job: dict[str, Any], send: Send) -> None:
     import torch
 
     from bench import environment
     from bench.build import DTYPES, build_pipeline
     from bench.specs import load_spec
+    from bench.telemetry import rapl
+    from bench.telemetry.sampler import Sampler
+    from bench.timing import StageClock, call_kwargs, generate
 
     spec = load_spec(job["spec_name"])
     device = resolve_device(job["device"])
     dtype_name = job["dtype"] if job["dtype"] != "auto" else ("float32" if device == "cpu" else "bfloat16")
     dtype = DTYPES[dtype_name]
     sync = (lambda: torch.cuda.synchronize(device)) if device != "cpu" else (lambda: None)
+    backend = _open_telemetry(job, device)
+    info = _telemetry_info(backend, job["sample_period_s"])
     check_memory(spec, device, dtype)
 
     start = time.perf_counter()
     pipe = build_pipeline(spec, job["weights"], device, dtype)
     sync()
     env = environment.describe(device)
+    name = (info["device"] or {}).get("name") or env["device_name"]
     send("loaded", {
         "load_s": time.perf_counter() - start,
         "device": device,
         "dtype": dtype_name,
         "environment": env,
-        "hardware_class": environment.hardware_class(env["device_name"], "cpu" if device == "cpu" else "gpu"),
+        "hardware_class": environment.hardware_class(name, "cpu" if device == "cpu" else "gpu"),
     })
 
-    clock = StageClock(pipe, sync)
+    send("telemetry", info)  # static part first: a crash later still leaves the record its device metadata
+    clock = StageClock(pipe, sync, backend.energy_j)
     kwargs = call_kwargs(pipe, job)
     for k in range(job["warmup"]):
         timing, _ = generate(pipe, clock, kwargs, job["seed"] - 1 - k, device)
@@ -195,13 +146,21 @@ def _run(job: dict[str, Any], send: Send) -> None:
     if device != "cpu":
         torch.cuda.reset_peak_memory_stats(torch.device(device))
 
-    frames, timed_start, index = None, time.perf_counter(), 0
-    budget = job["time_budget_s"]
-    while index < job["repeats"] and (budget is None or time.perf_counter() - timed_start < budget):
-        timing, frames = generate(pipe, clock, kwargs, job["seed"] + index, device)
+    rapl_before, rapl_reason = rapl.read_packages_uj()
+    sampler = Sampler(backend, job["sample_period_s"]).start() if info["available"] else None
+    t0 = sampler.t0 if sampler else time.perf_counter()
+    frames, index, budget = None, 0, job["time_budget_s"]
+    while index < job["repeats"] and (budget is None or time.perf_counter() - t0 < budget):
+        timing, frames = generate(pipe, clock, kwargs, job["seed"] + index, device, t0)
         peak, method = peak_memory(device)
         send("generation", {"index": index, **timing, "peak_memory_bytes": peak, "peak_memory_method": method})
         index += 1
+    info["series"] = sampler.stop() if sampler else None
+    rapl_after, _ = rapl.read_packages_uj()
+    info["cpu"] = ({"package_energy_j": rapl.package_energy_j(rapl_before, rapl_after), "reason": None}
+                   if rapl_before and rapl_after else {"package_energy_j": None, "reason": rapl_reason})
+    backend.close()
+    send("telemetry", {"series": info["series"], "cpu": info["cpu"]})
 
     if job["video_path"] is not None and frames is not None:
         from diffusers.utils import export_to_video

@@ -7,7 +7,7 @@ import torch
 
 from bench.build import build_pipeline
 from bench.specs import load_spec
-from bench.worker import StageClock, call_kwargs, generate
+from bench.timing import StageClock, call_kwargs, generate
 
 
 @pytest.fixture(scope="module")
