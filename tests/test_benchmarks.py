@@ -30,3 +30,20 @@ def test_bench_harness_generation(benchmark, tiny_wan):
     _, timed, clock, kwargs = tiny_wan
     timing, frames = benchmark(lambda: generate(timed, clock, kwargs, 0, "cpu"))
     assert len(frames) == kwargs["num_frames"] and len(timing["step_s"]) == kwargs["num_inference_steps"]
+
+
+def test_bench_sampler_cost_per_sample(benchmark, monkeypatch):
+    """One telemetry sample through the NVML backend (NVML faked, so this is the harness's own Python cost;
+    on a GPU the driver calls add to it). Overhead at the default period = cost / 0.1 s."""
+    import sys
+
+    from bench.telemetry.nvml import NvmlBackend
+    from bench.telemetry.sampler import DEFAULT_PERIOD_S, Sampler
+    from tests.fakes import FakeGpu, fake_pynvml
+
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml([FakeGpu("GPU-aaaa")]))
+    sampler = Sampler(NvmlBackend(0))
+    benchmark(sampler.sample_once)
+    if benchmark.stats:
+        benchmark.extra_info["overhead_at_default_period"] = benchmark.stats.stats.median / DEFAULT_PERIOD_S
+    assert sampler.series["power_w"][-1] == 650.0

@@ -85,3 +85,49 @@ def test_write_never_overwrites(tmp_path):
         write_new(path, "two")
     assert path.read_text() == "one"
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary file left behind
+
+
+def _with_nvml_telemetry(monkeypatch):
+    """The golden record with its telemetry section rebuilt as an NVML run would have it."""
+    import sys
+
+    from bench.telemetry.nvml import NvmlBackend
+    from bench.telemetry.summary import summarize
+    from bench.worker import _telemetry_info
+    from tests.fakes import FakeGpu, fake_pynvml
+
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml([FakeGpu("GPU-aaaa")]))
+    data = _golden()
+    info = _telemetry_info(NvmlBackend(0), 0.1)
+    end = sum(g["latency_s"] for g in data["generations"])
+    n = 50
+    info["series"] = {"t_s": [end * i / (n - 1) for i in range(n)], "power_w": [650.0] * n,
+                      **{k: [1] * n for k in ("sm_clock_mhz", "mem_clock_mhz", "gpu_util_pct", "mem_util_pct",
+                                              "memory_used_bytes", "temperature_c", "throttle_mask")}}
+    t = 0.0
+    for g in data["generations"]:
+        g["telemetry"] = {"start_s": t, "end_s": t + g["latency_s"], "energy_j": 650.0 * g["latency_s"],
+                          "text_encode_energy_j": 0.0, "denoise_energy_j": 1.0, "vae_decode_energy_j": 0.0}
+        t += g["latency_s"]
+    section, data["generations"], _ = summarize(info, data["generations"], 9 / 16)
+    data["telemetry"] = section
+    return data
+
+
+def test_record_with_gpu_telemetry_validates(monkeypatch):
+    record = parse_record(json.dumps(_with_nvml_telemetry(monkeypatch)))
+    assert record.telemetry.energy_method == "counter"
+    assert record.telemetry.summary.avg_power_w == pytest.approx(650.0)
+    assert record.telemetry.device["name"] == "NVIDIA H100 80GB HBM3"
+
+
+def test_energy_without_its_method_is_refused(monkeypatch):
+    data = _with_nvml_telemetry(monkeypatch)
+    data["telemetry"]["energy_method"] = None
+    _refused(data, "energy given without the method")
+
+
+def test_impossible_power_is_refused(monkeypatch):
+    data = _with_nvml_telemetry(monkeypatch)
+    data["telemetry"]["summary"]["peak_power_w"] = 1e9
+    _refused(data, "telemetry.summary.peak_power_w")

@@ -31,6 +31,8 @@ def test_tiny_family_runs_end_to_end(run_cli, tmp_path, name):
     assert record.hardware_class.startswith("cpu:")
     assert record.peak_memory_bytes > 50 * 2**20
     assert any("only 2 timed generation" in w for w in record.warnings)
+    assert not record.telemetry.available and record.telemetry.unavailable_reason.startswith("the run is on the CPU")
+    assert all(g.telemetry.energy_j is None for g in record.generations)
 
 
 def test_default_run_prints_summary_and_record_path(run_cli, tmp_path):
@@ -62,9 +64,20 @@ def test_saved_video_decodes_to_num_frames(run_cli, tmp_path):
     (["run", "tiny-wan", "--dtype", "int8"], "--dtype int8"),
     (["run", "tiny-wan", "--device", "cuda"], "no CUDA"),
     (["run", "tiny-wan", "--steps", "many"], "invalid int value"),
+    (["run", "tiny-wan", "--telemetry", "nvml"], "needs a GPU run"),
+    (["run", "tiny-wan", "--telemetry", "rapl"], "--telemetry rapl"),
+    (["run", "tiny-wan", "--sample-period", "0"], "--sample-period 0"),
 ])
 def test_bad_input_is_one_line_exit_2_nothing_written(run_cli, tmp_path, argv, fragment):
     code, out, err = run_cli(*argv, "--out", tmp_path / "out")
     assert code == 2
     assert fragment in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_telemetry_none_is_recorded_with_its_reason(run_cli, tmp_path):
+    code, out, err = run_cli("run", "tiny-ltx", "--telemetry", "none", "--repeats", 1, "--out", tmp_path, "--json")
+    assert code == 0 and err == ""
+    t = load_record(json.loads(out)["record"]).telemetry
+    assert (t.backend, t.available, t.unavailable_reason) == ("none", False, "telemetry turned off (--telemetry none)")
+    assert t.energy_method is None and t.summary.energy_per_video_j is None
