@@ -51,7 +51,38 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list model specs")
     models.add_argument("--params", action="store_true", help="count denoiser parameters (builds on meta; slower)")
     _add_run(sub)
+    _add_fleet(sub)
+    roof = sub.add_parser("roofline", help="FLOPs per video and the throughput bound of a model on a hardware class")
+    roof.add_argument("model")
+    roof.add_argument("--hardware", default="h100-sxm", help="catalogue class (default h100-sxm)")
+    roof.add_argument("--dtype", default="bfloat16", help="bfloat16 | fp8 (peak rate used for the bound)")
+    roof.add_argument("--height", type=int)
+    roof.add_argument("--width", type=int)
+    roof.add_argument("--frames", type=int, dest="num_frames")
+    roof.add_argument("--steps", type=int)
+    roof.add_argument("--guidance", type=float, dest="guidance_scale")
+    roof.add_argument("--record", help="a record of this model: its settings are used and MFU per stage is shown")
+    roof.add_argument("--json", action="store_true")
+    hw = sub.add_parser("hardware", help="the hardware classes and their figures, with sources")
+    hw.add_argument("--json", action="store_true")
     return parser
+
+
+def _add_fleet(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("fleet", help="GPUs, dollars and megawatts a demand scenario needs")
+    p.add_argument("--scenario", default="factorial-2024", help="preset name or TOML file (default factorial-2024)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--throughput", type=float, help="video minutes per GPU-hour")
+    src.add_argument("--record", help="a result record: its measured throughput and power")
+    src.add_argument("--results", help="a results folder: median of the --model records on --hardware")
+    src.add_argument("--bound", metavar="MODEL", help="the roofline bound of MODEL on --hardware")
+    p.add_argument("--model", help="with --results: the model")
+    p.add_argument("--hardware", help="hardware class of the throughput (price, board power, per-class scaling)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a scenario number")
+    p.add_argument("--range", type=float, default=0.5, dest="spread", help="sensitivity range (default 0.5 = +-50%%)")
+    p.add_argument("--plot", type=Path, help="write the tornado and per-class plots here (.png and .svg)")
+    p.add_argument("--explain", action="store_true", help="print the model's formulas first")
+    p.add_argument("--json", action="store_true")
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -90,7 +121,72 @@ def cmd_run(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
-COMMANDS = {"models": cmd_models, "run": cmd_run}
+def cmd_fleet(args: argparse.Namespace) -> int:
+    from bench import fleet, throughput
+    from bench.fleet_report import format_fleet, plot
+
+    overrides = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"--set {item}: write FIELD=VALUE, e.g. --set utilization=0.7")
+        overrides[key.strip()] = value.strip()
+    scenario = fleet.load_scenario(args.scenario, overrides)
+    if not 0 < args.spread < 1:
+        raise UsageError(f"--range {args.spread}: give a fraction between 0 and 1, e.g. 0.5 for +-50%")
+    if args.throughput is not None:
+        tp = throughput.given(args.throughput, args.hardware or scenario.hardware)
+    elif args.record:
+        tp = throughput.from_record(args.record, args.hardware)
+    elif args.results:
+        if not (args.model and args.hardware):
+            raise UsageError("--results needs --model and --hardware")
+        tp = throughput.from_results(args.results, args.model, args.hardware)
+    elif args.bound:
+        tp = throughput.from_bound(args.bound, args.hardware or "h100-sxm")
+    else:
+        tp = throughput.from_scenario(scenario)
+    price = fleet.unit_price(scenario, tp, "unit_price_usd" in overrides)
+    power = scenario.board_power_w if "board_power_w" in overrides else tp.power_w
+    out = fleet.size(scenario, tp, price, power)
+    sens, classes = fleet.sensitivity(scenario, tp, args.spread), fleet.per_class(scenario, tp)
+    plots = [str(p) for p in plot(args.plot, scenario, out, sens, classes)] if args.plot else []
+    if args.json:
+        print(json.dumps({"scenario": scenario.name, "throughput": {"value": tp.value, "source": tp.source,
+                          "hardware": tp.hardware.id if tp.hardware else None, "power_w": power,
+                          "power_source": tp.power_source}, "unit_price_usd": price, **out,
+                          "sensitivity": sens, "per_class": classes, "plots": plots}, sort_keys=True))
+    else:
+        print(format_fleet(scenario, tp, out, price, power, sens, classes, args.explain))
+        for p in plots:
+            print(f"plot: {p}")
+    return 0
+
+
+def cmd_roofline(args: argparse.Namespace) -> int:
+    from bench.display import format_roofline
+    from bench.roofline import analyze
+
+    overrides = {k: getattr(args, k) for k in ("height", "width", "num_frames", "steps", "guidance_scale")}
+    result = analyze(args.model, args.hardware, args.dtype, {k: v for k, v in overrides.items() if v is not None},
+                     args.record)
+    print(json.dumps(result, sort_keys=True) if args.json else format_roofline(result))
+    return 0
+
+
+def cmd_hardware(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from bench.display import format_hardware
+    from bench.hardware import catalogue
+
+    classes = list(catalogue().values())
+    print(json.dumps([dataclasses.asdict(h) for h in classes]) if args.json else format_hardware(classes))
+    return 0
+
+
+COMMANDS = {"models": cmd_models, "run": cmd_run, "fleet": cmd_fleet, "roofline": cmd_roofline,
+            "hardware": cmd_hardware}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -86,3 +86,43 @@ def _cpu_line(record: ResultRecord) -> list[str]:
     if cpu.package_energy_j is None:
         return [f"  CPU package energy    n/a ({cpu.reason})"]
     return [f"  CPU package energy    {cpu.package_energy_j:.1f} J over the timed generations (RAPL)"]
+
+
+def format_hardware(classes: Sequence) -> str:
+    rows = [[h.id, h.vendor, f"{h.memory_gb:g}", f"{h.bf16_tflops:g}", "-" if h.fp8_tflops is None else f"{h.fp8_tflops:g}",
+             f"{h.memory_tbs:g}", f"{h.board_power_w:g}", "-" if h.price_usd is None else f"{h.price_usd:,.0f}", h.date]
+            for h in classes]
+    text = table(rows, ["class", "vendor", "GB", "bf16 TFLOP/s", "fp8 TFLOP/s", "TB/s", "W", "price $", "as of"])
+    sources = "\n".join(f"  {h.id}: {h.name}. {h.source}" for h in classes)
+    return f"{text}\n\npeak dense tensor rates (no sparsity), bf16 with FP32 accumulate. sources:\n{sources}"
+
+
+def format_roofline(result: dict) -> str:
+    f, b = result["flops"], result["bound"]
+    lines = [
+        f"{result['model']} at {result['setting']} on {result['hardware']} ({result['dtype']}, "
+        f"{b['peak_flops'] / 1e12:g} TFLOP/s peak dense)",
+        f"  FLOPs per video       {f['total_flops']:.3e}  (per video-minute {b['flops_per_video_minute']:.3e})",
+        f"    text encoder        {f['text_encode_flops']:.3e}",
+        f"    denoiser            {f['denoise_flops']:.3e}  ({f['steps']} steps x {f['calls_per_step']} pass(es) "
+        f"x {f['denoise_per_step_flops'] / f['calls_per_step']:.3e})",
+        f"    VAE decode          {f['vae_decode_flops']:.3e}",
+        f"  bound                 {b['bound_seconds_per_video']:.2f} s per video, "
+        f"{b['bound_video_minutes_per_gpu_hour']:.4g} video-min per GPU-hour at 100% of peak",
+    ]
+    if result.get("mfu"):
+        m = result["mfu"]
+        pct = lambda v: "n/a" if v is None else f"{v:.1%}"  # noqa: E731
+        lines.append(f"  MFU of {result['record']}: total {pct(m['total_mfu'])} | text {pct(m['text_encode_mfu'])} | "
+                     f"denoise {pct(m['denoise_mfu'])} | vae {pct(m['vae_decode_mfu'])}")
+    ff = result["factorial_sora"]
+    lines += [
+        "  for comparison, the Factorial Funds analytic Sora model (one ~20B DiT, 250 steps, no CFG, 100% of an H100):",
+        f"    {ff['flops_per_video_minute']:.3e} FLOPs per video-minute, {ff['h100_seconds_per_video_minute']:.0f} s, "
+        f"{ff['video_minutes_per_h100_hour']:.2f} video-min per H100-hour ({ff['video_minutes_per_h100_day']:.1f} per day)",
+        f"    training {ff['training_flops'][0]:.3g}-{ff['training_flops'][1]:.3g} FLOPs = "
+        f"{ff['training_h100_months'][0]:,.0f}-{ff['training_h100_months'][1]:,.0f} H100-months; inference overtakes "
+        f"it after {ff['breakeven_video_minutes'][0] / 1e6:.2f}M-{ff['breakeven_video_minutes'][1] / 1e6:.2f}M "
+        "video-minutes",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,145 @@
+"""FLOPs of one generated video, counted on the real architecture.
+
+Each component runs once on the meta device (shapes only: no memory, no arithmetic) under torch's FlopCounterMode,
+with inputs shaped as its pipeline would shape them at the given settings. Matmuls, convolutions and attention are
+counted (2 FLOPs per multiply-add); elementwise work is not, which is the usual convention for MFU.
+The tests prove the counter equal to hand-derived formulas for the Wan transformer and the T5 encoder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from bench.errors import UsageError
+from bench.specs import Settings, Spec
+
+
+@dataclasses.dataclass(frozen=True)
+class Flops:
+    """FLOPs of one video: text encoding, denoising (all steps, all guidance passes) and VAE decode."""
+
+    text_encode: float
+    denoiser_per_call: float
+    calls_per_step: int  # 2 with classifier-free guidance as two passes (or a batch of 2), else 1
+    steps: int
+    vae_decode: float
+
+    @property
+    def denoise(self) -> float:
+        return self.denoiser_per_call * self.calls_per_step * self.steps
+
+    @property
+    def total(self) -> float:
+        return self.text_encode + self.denoise + self.vae_decode
+
+    def as_dict(self) -> dict[str, float]:
+        return {"text_encode_flops": self.text_encode, "denoise_flops": self.denoise,
+                "denoise_per_step_flops": self.denoiser_per_call * self.calls_per_step,
+                "vae_decode_flops": self.vae_decode, "total_flops": self.total,
+                "calls_per_step": self.calls_per_step, "steps": self.steps}
+
+
+def _zeros(*shape: int, dtype: Any = None) -> Any:
+    import torch
+
+    return torch.zeros(*shape, device="meta", dtype=dtype or torch.bfloat16)
+
+
+def _long(*shape: int) -> Any:
+    import torch
+
+    return _zeros(*shape, dtype=torch.long)
+
+
+def _bool(*shape: int) -> Any:
+    import torch
+
+    return _zeros(*shape, dtype=torch.bool)
+
+
+# Per family: (spatial compression, temporal compression) of the VAE, and the denoiser's inputs at latent size.
+def _wan(cfg: Any, f: int, h: int, w: int, s: Settings, t: float) -> dict[str, Any]:
+    return {"hidden_states": _zeros(1, cfg.in_channels, f, h, w), "timestep": _long(1),
+            "encoder_hidden_states": _zeros(1, s.max_sequence_length, cfg.text_dim)}
+
+
+def _cogvideox(cfg: Any, f: int, h: int, w: int, s: Settings, t: float) -> dict[str, Any]:
+    return {"hidden_states": _zeros(1, f, cfg.in_channels, h, w), "timestep": _long(1),
+            "encoder_hidden_states": _zeros(1, s.max_sequence_length, cfg.text_embed_dim)}
+
+
+def _ltx(cfg: Any, f: int, h: int, w: int, s: Settings, t: float) -> dict[str, Any]:
+    return {"hidden_states": _zeros(1, f * h * w, cfg.in_channels), "timestep": _zeros(1),
+            "encoder_hidden_states": _zeros(1, s.max_sequence_length, cfg.caption_channels),
+            "encoder_attention_mask": _bool(1, s.max_sequence_length), "num_frames": f, "height": h, "width": w,
+            "rope_interpolation_scale": (t / s.fps, 32, 32)}
+
+
+def _hunyuan(cfg: Any, f: int, h: int, w: int, s: Settings, t: float) -> dict[str, Any]:
+    return {"hidden_states": _zeros(1, cfg.in_channels, f, h, w), "timestep": _zeros(1),
+            "encoder_hidden_states": _zeros(1, s.max_sequence_length, cfg.text_embed_dim),
+            "encoder_attention_mask": _zeros(1, s.max_sequence_length),
+            "pooled_projections": _zeros(1, cfg.pooled_projection_dim), "guidance": _zeros(1)}
+
+
+FAMILIES: dict[str, tuple[Callable[..., dict[str, Any]], str, str]] = {
+    # family: (denoiser inputs, pipeline attribute of spatial compression, of temporal compression)
+    "wan": (_wan, "vae_scale_factor_spatial", "vae_scale_factor_temporal"),
+    "cogvideox": (_cogvideox, "vae_scale_factor_spatial", "vae_scale_factor_temporal"),
+    "ltx": (_ltx, "vae_spatial_compression_ratio", "vae_temporal_compression_ratio"),
+    "hunyuanvideo": (_hunyuan, "vae_scale_factor_spatial", "vae_scale_factor_temporal"),
+}
+HUNYUAN_TEMPLATE_TOKENS = 95  # HunyuanVideoPipeline's default prompt template: tokens cropped after the Llama pass
+
+
+def _count(fn: Callable[[], Any]) -> float:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        fn()
+    return float(counter.get_total_flops())
+
+
+def _text_flops(spec: Spec, components: dict[str, Any], settings: Settings, passes: int) -> float:
+    total = 0.0
+    for name, module in components.items():
+        if not name.startswith("text_encoder"):
+            continue
+        if name == "text_encoder_2":  # CLIP pooled embedding: 77 tokens, once
+            total += _count(lambda m=module: m(input_ids=_long(1, 77)))
+            continue
+        length = settings.max_sequence_length
+        if spec.family == "hunyuanvideo":
+            length += HUNYUAN_TEMPLATE_TOKENS
+        total += passes * _count(lambda m=module, n=length: m(input_ids=_long(1, n)))
+    return total
+
+
+def count_flops(spec: Spec, settings: Settings) -> Flops:
+    """FLOPs of one video at `settings`. Raises UsageError for a family whose FLOPs depend on data."""
+    import torch
+
+    from bench.build import build_component, resolve_class
+
+    if spec.family not in FAMILIES:
+        raise UsageError(
+            f"FLOP counting is not available for {spec.name}: its attention keeps only the prompt's real tokens "
+            f"(found at run time), so FLOPs depend on the prompt; families counted: {', '.join(FAMILIES)}"
+        )
+    inputs, spatial_attr, temporal_attr = FAMILIES[spec.family]
+    components = {n: build_component(e, "meta", torch.bfloat16) for n, e in spec.components.items()}
+    pipe = resolve_class(f"diffusers.{spec.pipeline}")(**components)
+    spatial, temporal = int(getattr(pipe, spatial_attr)), int(getattr(pipe, temporal_attr))
+    f = (settings.num_frames - 1) // temporal + 1
+    h, w = settings.height // spatial, settings.width // spatial
+    denoiser = components[spec.denoiser]
+    passes = 2 if spec.cfg_doubles_denoiser and settings.guidance_scale > 1 else 1
+    per_call = _count(lambda: denoiser(**inputs(denoiser.config, f, h, w, settings, temporal), return_dict=False))
+    vae = components["vae"]
+    channels = vae.config.get("latent_channels") or vae.config.get("z_dim")
+    decode = _count(lambda: vae.decode(_zeros(1, channels, f, h, w)))
+    return Flops(text_encode=_text_flops(spec, components, settings, passes), denoiser_per_call=per_call,
+                 calls_per_step=passes, steps=settings.steps, vae_decode=decode)
