@@ -20,15 +20,28 @@ def tiny_wan():
     return bare, timed, clock, call_kwargs(bare, job)
 
 
+MEDIANS: dict[str, float] = {}
+
+
+def _keep_median(benchmark, name):
+    if benchmark.stats:  # None when benchmarks are disabled (the normal test run)
+        MEDIANS[name] = benchmark.stats.stats.median
+
+
 def test_bench_bare_pipeline_call(benchmark, tiny_wan):
     bare, _, _, kwargs = tiny_wan
     out = benchmark(lambda: bare(**kwargs, generator=torch.Generator().manual_seed(0)))
+    _keep_median(benchmark, "bare")
     assert out.frames.shape[1] == kwargs["num_frames"]
 
 
 def test_bench_harness_generation(benchmark, tiny_wan):
     _, timed, clock, kwargs = tiny_wan
     timing, frames = benchmark(lambda: generate(timed, clock, kwargs, 0, "cpu"))
+    _keep_median(benchmark, "harness")
+    if "bare" in MEDIANS:
+        benchmark.extra_info["harness_over_bare_median"] = MEDIANS["harness"] / MEDIANS["bare"]
+        print(f"\nharness / bare pipeline call, median: {MEDIANS['harness'] / MEDIANS['bare']:.3f}")
     assert len(frames) == kwargs["num_frames"] and len(timing["step_s"]) == kwargs["num_inference_steps"]
 
 

@@ -81,3 +81,21 @@ def test_telemetry_none_is_recorded_with_its_reason(run_cli, tmp_path):
     t = load_record(json.loads(out)["record"]).telemetry
     assert (t.backend, t.available, t.unavailable_reason) == ("none", False, "telemetry turned off (--telemetry none)")
     assert t.energy_method is None and t.summary.energy_per_video_j is None
+
+
+def test_time_budget_times_generations_until_it_is_spent(run_cli, tmp_path):
+    code, out, err = run_cli("run", "tiny-ltx", "--time-budget", 1.0, "--warmup", 1, "--out", tmp_path, "--json")
+    assert code == 0, err
+    record = load_record(json.loads(out)["record"])
+    assert record.settings.time_budget_s == 1.0 and len(record.generations) >= 2
+    last = record.generations[-1].telemetry
+    assert last.start_s < 1.0 <= last.end_s + 0.05  # the last generation started inside the budget
+
+
+def test_models_lists_every_spec(run_cli):
+    code, out, _ = run_cli("models")
+    assert code == 0
+    for name in ("wan2.1-t2v-1.3b", "wan2.1-t2v-14b", "cogvideox-2b", "cogvideox-5b", "ltx-video", "hunyuanvideo",
+                 "mochi-1", "tiny-wan", "tiny-mochi"):
+        assert name in out
+    assert "832x480" in out and "81@16fps" in out
