@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 import subprocess
@@ -67,7 +68,7 @@ def describe(device: str) -> dict[str, Any]:
         "os": platform.platform(),
         "python": platform.python_version(),
         "cpu": cpu_model(),
-        "cpu_count": __import__("os").cpu_count(),
+        "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
         "diffusers": _version("diffusers"),
         "transformers": _version("transformers"),

@@ -44,10 +44,10 @@ def format_fleet(s: Scenario, tp: Throughput, out: dict[str, Any], price: float 
         "",
         f"capex at peak         {_money(out['capex_usd'])}" + (f"  ({_n(out['peak_gpus'])} x {_money(price)})"
                                                                   if price else "  (no unit price: --set unit_price_usd=...)"),
-        f"power at peak         " + ("n/a (no power figure: --set board_power_w=...)" if out["power_at_peak_mw"] is None
+        "power at peak         " + ("n/a (no power figure: --set board_power_w=...)" if out["power_at_peak_mw"] is None
                                      else f"{out['power_at_peak_mw']:.1f} MW ({power_w:.0f} W per GPU, "
                                           f"{tp.power_source}, PUE {s.pue:g})"),
-        f"energy per year       " + ("n/a" if out["energy_per_year_mwh"] is None else
+        "energy per year       " + ("n/a" if out["energy_per_year_mwh"] is None else
                                      f"{out['energy_per_year_mwh'] / 1e3:,.1f} GWh, {_money(out['energy_cost_per_year_usd'])}"
                                      f" at ${s.electricity_usd_per_kwh:g}/kWh"),
         f"$ per video-minute    owned {_money(out['usd_per_video_minute_owned'])} "

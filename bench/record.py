@@ -13,7 +13,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -111,7 +111,7 @@ class Telemetry(_Strict):
     cpu: CpuEnergy
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Telemetry":
+    def _consistent(self) -> Telemetry:
         if not self.available and not self.unavailable_reason:
             raise ValueError("telemetry unavailable without a reason")
         if self.energy_method is None and self.summary.energy_per_video_j is not None:
@@ -134,7 +134,7 @@ class Generation(_Strict):
     telemetry: GenerationTelemetry | None = None
 
     @model_validator(mode="after")
-    def _stages_fit(self) -> "Generation":
+    def _stages_fit(self) -> Generation:
         staged = self.text_encode_s + self.denoise_s + self.vae_decode_s
         if staged > self.latency_s * (1 + 1e-6):
             raise ValueError(f"stage times add up to {staged} s, more than latency_s {self.latency_s} s")
@@ -164,7 +164,7 @@ class ResultRecord(_Strict):
     video_path: Text | None = None
 
     @model_validator(mode="after")
-    def _summary_recomputes(self) -> "ResultRecord":
+    def _summary_recomputes(self) -> ResultRecord:
         """Every summary figure must follow from the raw timings."""
         s = self.settings
         expected = metrics.summarize(

@@ -36,7 +36,7 @@ class Settings:
     guidance_scale: float
     max_sequence_length: int
 
-    def replace(self, **overrides: Any) -> "Settings":
+    def replace(self, **overrides: Any) -> Settings:
         """A copy with the non-None overrides applied."""
         return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
 

@@ -3,7 +3,6 @@ import json
 import pytest
 
 from bench import fleet
-from bench.errors import UsageError
 from bench.fleet import Throughput
 from bench.hardware import get
 from tests.test_record import GOLDEN, _with_nvml_telemetry
