@@ -102,13 +102,8 @@ def build_random(spec: Spec, device: str, dtype: torch.dtype) -> Any:
 
 def count_params_meta(spec: Spec) -> dict[str, int]:
     """Parameter count of every model component, built on the meta device (no memory, no time)."""
-    counts = {}
-    for name, entry in spec.components.items():
-        if entry["class"] == "tokenizer" or "Scheduler" in entry["class"]:
-            continue
-        model = build_component(entry, "meta", torch.float32)
-        counts[name] = sum(p.numel() for p in model.parameters())
-    return counts
+    built = {name: build_component(entry, "meta", torch.float32) for name, entry in spec.components.items()}
+    return {name: sum(p.numel() for p in m.parameters()) for name, m in built.items() if isinstance(m, torch.nn.Module)}
 
 
 def load_pretrained(spec: Spec, location: str, dtype: torch.dtype) -> Any:

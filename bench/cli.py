@@ -157,7 +157,7 @@ def cmd_fleet(args: argparse.Namespace) -> int:
                           "power_source": tp.power_source}, "unit_price_usd": price, **out,
                           "sensitivity": sens, "per_class": classes, "plots": plots}, sort_keys=True))
     else:
-        print(format_fleet(scenario, tp, out, price, power, sens, classes, args.explain))
+        print(format_fleet(scenario, tp, out, price, power, sens, args.explain))
         for p in plots:
             print(f"plot: {p}")
     return 0

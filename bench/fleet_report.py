@@ -25,7 +25,7 @@ def _n(x: float) -> str:
 
 
 def format_fleet(s: Scenario, tp: Throughput, out: dict[str, Any], price: float | None, power_w: float | None,
-                 sens: list[dict], classes: list[dict], explain: bool) -> str:
+                 sens: list[dict], explain: bool) -> str:
     lines = []
     if explain:
         lines += [fleet.__doc__.strip(), ""]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import re
 import sys
 from pathlib import Path
@@ -43,6 +44,7 @@ class HardwareClass:
         raise UsageError(f"{self.id} has no dense {dtype} tensor rate in the catalogue; use bfloat16")
 
 
+@functools.cache  # read once: match_gpu runs per record when a results folder is scanned
 def catalogue() -> dict[str, HardwareClass]:
     data = tomllib.loads(CATALOGUE.read_text(encoding="utf-8"))
     return {key: HardwareClass(id=key, **fields) for key, fields in data.items()}

@@ -10,7 +10,7 @@ from typing import Any
 from bench import metrics
 from bench.flops import Flops
 from bench.hardware import HardwareClass
-from bench.errors import UsageError as UsageError
+from bench.errors import UsageError
 from bench.record import ResultRecord
 
 SECONDS_PER_MONTH = 30 * 86400  # the report's H100-months are 30-day months

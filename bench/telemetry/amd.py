@@ -49,6 +49,7 @@ class AmdSmiBackend(Backend):
     def __init__(self, torch_index: int = 0, bdf: str | None = None):
         smi = import_amdsmi()
         self.smi = smi
+        self.vendor_error = smi.AmdSmiException
         try:
             smi.amdsmi_init()
             handles = smi.amdsmi_get_processor_handles()
@@ -59,13 +60,6 @@ class AmdSmiBackend(Backend):
         self.energy_unsupported_reason = None
         if self.energy_j() is None:
             self.energy_unsupported_reason = "amdsmi energy counter not supported on this GPU"
-
-    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """The one place amdsmi errors are translated: an unsupported or failing query reads as None."""
-        try:
-            return fn(*args)
-        except self.smi.AmdSmiException:
-            return None
 
     def energy_j(self) -> float | None:
         info = self._call(self.smi.amdsmi_get_energy_count, self.handle)

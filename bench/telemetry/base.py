@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 # One sample of the device; every field is None where the device does not report it.
@@ -19,9 +20,17 @@ class Backend:
     """A GPU seen through its vendor library. Subclasses translate every vendor error in one place."""
 
     name = "none"
+    vendor_error: type[Exception] | tuple[type[Exception], ...] = ()  # the vendor library's error class
     # Clock-event (throttle) reason name -> bit of throttle_mask, and which of them slow the GPU down.
     throttle_bits: dict[str, int] = {}
     slowdown_reasons: tuple[str, ...] = ()
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """The one place vendor errors are translated: an unsupported or failing query reads as None."""
+        try:
+            return fn(*args)
+        except self.vendor_error:
+            return None
 
     def static_info(self) -> dict[str, Any]:
         """Name, memory, driver, power limits, clocks, link, ECC/MIG/persistence mode; None where unknown."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from typing import Any
 
 from bench.telemetry.base import Backend, TelemetryUnavailable
@@ -58,6 +57,7 @@ class NvmlBackend(Backend):
         except ImportError:
             raise TelemetryUnavailable("nvidia-ml-py is not installed") from None
         self.nvml = pynvml
+        self.vendor_error = pynvml.NVMLError
         try:
             pynvml.nvmlInit()
         except pynvml.NVMLError as exc:
@@ -77,13 +77,6 @@ class NvmlBackend(Backend):
         self.energy_unsupported_reason = None
         if self._call(pynvml.nvmlDeviceGetTotalEnergyConsumption, self.handle) is None:
             self.energy_unsupported_reason = "NVML total-energy counter not supported on this GPU (pre-Volta or vGPU)"
-
-    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """The one place NVML errors are translated: an unsupported or failing query reads as None."""
-        try:
-            return fn(*args)
-        except self.nvml.NVMLError:
-            return None
 
     def _reasons(self) -> int | None:
         getter = getattr(self.nvml, "nvmlDeviceGetCurrentClocksEventReasons", None)

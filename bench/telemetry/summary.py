@@ -44,8 +44,8 @@ def summarize(info: dict[str, Any], gens: list[dict[str, Any]], video_s_per_gen:
     """The record's telemetry section, the generations with their energy filled in, and warnings."""
     warnings: list[str] = []
     series, device = info.get("series"), info.get("device") or {}
-    counter = [g["telemetry"]["energy_j"] for g in gens] if gens and all(
-        g.get("telemetry") and g["telemetry"]["energy_j"] is not None for g in gens) else None
+    readings = [(g.get("telemetry") or {}).get("energy_j") for g in gens]
+    counter = readings if gens and None not in readings else None  # the counter must cover every generation
     integrated = _integrated(series, gens)
     method, energies = None, None
     unsupported = info.get("energy_unsupported_reason")
