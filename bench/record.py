@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
@@ -176,6 +177,21 @@ class ResultRecord(_Strict):
             if not math.isclose(self.summary[key], value, rel_tol=1e-9, abs_tol=1e-12):
                 raise ValueError(f"summary.{key} is {self.summary[key]} but the raw timings give {value}")
         return self
+
+
+def settings_key(record: ResultRecord) -> str:
+    """The settings a measurement depends on, as a path-safe key: records with different keys are never merged.
+
+    Seed, prompt, repeats and warm-up do not change what a generation costs; pixels, frames, fps, steps, guidance,
+    dtype, GPUs and every serving option do. Example: '832x480-81f-16fps-50steps-g5-bfloat16-1gpu'.
+    """
+    s = record.settings
+    parts = [f"{s.width}x{s.height}", f"{s.num_frames}f", f"{s.fps:g}fps", f"{s.steps}steps",
+             f"g{s.guidance_scale:g}", s.dtype, f"{s.gpus_used}gpu"]
+    for name, value in sorted((getattr(s, "options", None) or {}).items()):
+        if value not in (None, False):
+            parts.append(name if value is True else f"{name}={value}")
+    return re.sub(r"[^A-Za-z0-9.=_-]+", "_", "-".join(parts))
 
 
 def _reject_constant(name: str) -> None:
