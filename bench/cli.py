@@ -70,18 +70,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_fleet(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("fleet", help="GPUs, dollars and megawatts a demand scenario needs")
-    p.add_argument("--scenario", default="factorial-2024", help="preset name or TOML file (default factorial-2024)")
+    p.add_argument("--scenario", default="factorial-2024", help="preset name or path to a TOML file (default "
+                   "factorial-2024)")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--throughput", type=float, help="video minutes per GPU-hour")
-    src.add_argument("--record", help="a result record: its measured throughput and power")
-    src.add_argument("--results", help="a results folder: median of the --model records on --hardware")
-    src.add_argument("--bound", metavar="MODEL", help="the roofline bound of MODEL on --hardware")
+    src.add_argument("--throughput", type=float, help="video minutes per GPU-hour (given, not measured)")
+    src.add_argument("--record", help="a result record: its measured throughput, on the GPU it ran on")
+    src.add_argument("--results", help="a results folder: median of the --model records on --hardware at one setting")
+    src.add_argument("--bound", metavar="MODEL", help="the roofline bound of MODEL on --hardware (default h100-sxm)")
     p.add_argument("--model", help="with --results: the model")
-    p.add_argument("--hardware", help="hardware class of the throughput (price, board power, per-class scaling)")
+    p.add_argument("--settings", metavar="KEY", help="with --results: the settings key to take the median at")
+    p.add_argument("--hardware", help="hardware class of the throughput; alone, scales the scenario's throughput to "
+                   "it by peak FLOP/s")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a scenario number")
+    p.add_argument("--measured-power", action="store_true",
+                   help="use the record's measured average power per GPU instead of the board power")
+    p.add_argument("--allow-toy", action="store_true", help="size a fleet from a CPU or toy record anyway (warns)")
     p.add_argument("--range", type=float, default=0.5, dest="spread", help="sensitivity range (default 0.5 = +-50%%)")
     p.add_argument("--plot", type=Path, help="write the tornado and per-class plots here (.png and .svg)")
-    p.add_argument("--explain", action="store_true", help="print the model's formulas first")
+    p.add_argument("--explain", action="store_true", help="print the model's formulas and precedence first")
     p.add_argument("--json", action="store_true")
 
 
@@ -122,42 +128,24 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_fleet(args: argparse.Namespace) -> int:
-    from bench import fleet, throughput
-    from bench.fleet_report import format_fleet, plot
+    from bench import fleet, scenarios, throughput
+    from bench.fleet_report import check_plot_path, fleet_json, format_fleet, plot
 
-    overrides = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UsageError(f"--set {item}: write FIELD=VALUE, e.g. --set utilization=0.7")
-        overrides[key.strip()] = value.strip()
-    scenario = fleet.load_scenario(args.scenario, overrides)
-    if not 0 < args.spread < 1:
-        raise UsageError(f"--range {args.spread}: give a fraction between 0 and 1, e.g. 0.5 for +-50%")
-    if args.throughput is not None:
-        tp = throughput.given(args.throughput, args.hardware or scenario.hardware)
-    elif args.record:
-        tp = throughput.from_record(args.record, args.hardware)
-    elif args.results:
-        if not (args.model and args.hardware):
-            raise UsageError("--results needs --model and --hardware")
-        tp = throughput.from_results(args.results, args.model, args.hardware)
-    elif args.bound:
-        tp = throughput.from_bound(args.bound, args.hardware or "h100-sxm")
-    else:
-        tp = throughput.from_scenario(scenario)
-    price = fleet.unit_price(scenario, tp, "unit_price_usd" in overrides)
-    power = scenario.board_power_w if "board_power_w" in overrides else tp.power_w
-    out = fleet.size(scenario, tp, price, power)
-    sens, classes = fleet.sensitivity(scenario, tp, args.spread), fleet.per_class(scenario, tp)
-    plots = [str(p) for p in plot(args.plot, scenario, out, sens, classes)] if args.plot else []
+    overrides = scenarios.parse_overrides(args.set)
+    scenario = scenarios.load_scenario(args.scenario, overrides)
+    if args.plot:
+        check_plot_path(args.plot)
+    tp = throughput.select(scenario, throughput=args.throughput, record=args.record, results=args.results,
+                           bound=args.bound, model=args.model, hardware_id=args.hardware, settings=args.settings,
+                           allow_toy=args.allow_toy)
+    est = fleet.estimate(scenario, tp, set(overrides), args.measured_power, args.spread)
+    for warning in tp.warnings:
+        print(f"t2vbench: warning: {warning}", file=sys.stderr)
+    plots = [str(p) for p in plot(args.plot, est)] if args.plot else []
     if args.json:
-        print(json.dumps({"scenario": scenario.name, "throughput": {"value": tp.value, "source": tp.source,
-                          "hardware": tp.hardware.id if tp.hardware else None, "power_w": power,
-                          "power_source": tp.power_source}, "unit_price_usd": price, **out,
-                          "sensitivity": sens, "per_class": classes, "plots": plots}, sort_keys=True))
+        print(json.dumps(fleet_json(est, plots), sort_keys=True))
     else:
-        print(format_fleet(scenario, tp, out, price, power, sens, args.explain))
+        print(format_fleet(est, args.explain))
         for p in plots:
             print(f"plot: {p}")
     return 0
@@ -192,7 +180,15 @@ COMMANDS = {"models": cmd_models, "run": cmd_run, "fleet": cmd_fleet, "roofline"
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        if sys.stdout is not None:  # None when started with stdout closed
+            sys.stdout.flush()  # a closed pipe (`| head -1`) shows here, not as a traceback at interpreter exit
+        return code
+    except BrokenPipeError:  # the reader went away: end quietly, as `yes | head` does
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except UsageError as exc:
         print(f"t2vbench: error: {exc}", file=sys.stderr)
         return 2

@@ -1,4 +1,5 @@
-"""The hardware catalogue: per class, memory, peak dense FLOP/s, bandwidth, board power and price, each sourced."""
+"""The hardware catalogue: per class, memory, peak dense FLOP/s, bandwidth, board power, price and the dated rental
+$ per GPU-hour, each sourced."""
 
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ class HardwareClass:
     date: str
     fp8_tflops: float | None = None
     price_usd: float | None = None
+    rental_usd_per_gpu_hour: float | None = None  # on-demand list price of one named cloud, per GPU
+    rental_source: str | None = None  # the cloud, its page, the instance and where the price was read
+    rental_date: str | None = None  # YYYY-MM-DD the price was last read; rental prices move monthly
 
     def peak_flops(self, dtype: str = "bfloat16") -> float:
         """Peak dense FLOP/s for a dtype. Raises UsageError where the class has no such tensor rate."""
@@ -56,7 +60,8 @@ def get(class_id: str) -> HardwareClass:
     if class_id not in classes:
         close = difflib.get_close_matches(class_id, list(classes), n=3, cutoff=0.4)
         hint = f"did you mean {', '.join(close)}? " if close else ""
-        raise UsageError(f"unknown hardware class '{class_id}': {hint}run 't2vbench hardware' to list them")
+        shown = repr(class_id if len(class_id) <= 80 else class_id[:77] + "...")  # repr: no terminal escapes
+        raise UsageError(f"unknown hardware class {shown}: {hint}run 't2vbench hardware' to list them")
     return classes[class_id]
 
 

@@ -1,77 +1,256 @@
-"""Where the fleet's throughput comes from: a number, a record, the results registry, or the roofline bound.
-Each answer says which, and for a record, which model, setting and GPU produced it."""
+"""Where the fleet's throughput comes from, and whether it may be trusted.
+
+Six kinds, and only two of them are measurements:
+    given     --throughput N (with --hardware CLASS, the GPU it is for)
+    scenario  the scenario's own throughput_video_min_per_gpu_hour on its own hardware class
+    scaled    the scenario's throughput moved to another class by the ratio of peak bf16 FLOP/s (an assumption)
+    record    one result record's measured throughput               (measured)
+    results   the median over a results folder's records of one model, class and setting   (measured)
+    bound     the roofline bound: 100% of the class's peak FLOP/s at the model's canonical setting
+
+A record is refused when it is incomplete, and (unless --allow-toy, which turns the refusal into a warning) when it
+was made on a CPU or with a toy spec: neither says anything about what video costs on a GPU.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench import hardware
 from bench.errors import UsageError
-from bench.fleet import Scenario, Throughput
-from bench.record import load_record
+from bench.scenarios import check_number, shown
+
+if TYPE_CHECKING:
+    from bench.record import ResultRecord
+    from bench.scenarios import Scenario
+
+MEASURED_KINDS = ("record", "results")
+MAX_RESULT_FILES = 10_000  # a registry folder is walked file by file; bound the walk
+TOY_HINT = "measure a real model on a GPU, or pass --allow-toy to size a fleet from it anyway"
 
 
-def _hw(class_id: str | None) -> hardware.HardwareClass | None:
-    return hardware.get(class_id) if class_id else None
+@dataclasses.dataclass(frozen=True)
+class Throughput:
+    """Video minutes per GPU-hour, what kind of figure it is and where it came from, and the GPU it is for."""
+
+    video_min_per_gpu_hour: float
+    kind: str  # one of the kinds in the module docstring
+    source: str
+    hardware: hardware.HardwareClass | None = None
+    measured_power_w: float | None = None  # the records' measured average board power per GPU, where they have one
+    settings_key: str | None = None  # bench.record.settings_key of the measured records
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def measured(self) -> bool:
+        return self.kind in MEASURED_KINDS
+
+
+def _checked(value: float, where: str) -> float:
+    return check_number(value, "throughput_video_min_per_gpu_hour", where)
 
 
 def given(value: float, class_id: str | None) -> Throughput:
-    hw = _hw(class_id)
-    return Throughput(value, f"given: {value:g} video-min per GPU-hour", hw,
-                      hw.board_power_w if hw else None, "catalogue board power" if hw else None)
+    value = _checked(value, "--throughput")
+    hw = hardware.get(class_id) if class_id else None
+    on = f" on {hw.id}" if hw else ""
+    return Throughput(value, "given", f"given: {value:g} video-min per GPU-hour{on} (not measured)", hw)
 
 
-def from_scenario(s: Scenario) -> Throughput:
-    if s.throughput_video_min_per_gpu_hour is None:
+def from_scenario(s: Scenario, class_id: str | None = None) -> Throughput:
+    """The scenario's throughput; on another class than its own, scaled by peak bf16 FLOP/s and labelled so."""
+    value = s.throughput_video_min_per_gpu_hour
+    if value is None:
         raise UsageError(f"scenario {s.name} gives no throughput: pass --throughput, --record, --results or --bound")
-    hw = _hw(s.hardware)
-    return Throughput(s.throughput_video_min_per_gpu_hour,
-                      f"scenario {s.name}: {s.throughput_video_min_per_gpu_hour:g} video-min per GPU-hour", hw,
-                      hw.board_power_w if hw else None, "catalogue board power" if hw else None)
+    own = hardware.get(s.hardware) if s.hardware else None
+    target = hardware.get(class_id) if class_id else own
+    if target is None or (own is not None and target.id == own.id):
+        on = f" on {own.id}" if own else ""
+        return Throughput(value, "scenario", f"scenario {s.name}: {value:g} video-min per GPU-hour{on} (not measured)",
+                          own)
+    if own is None:
+        raise UsageError(f"--hardware {target.id}: scenario {s.name} names no hardware class to scale its throughput "
+                         "from; pass --throughput N for that GPU")
+    ratio = target.bf16_tflops / own.bf16_tflops
+    scaled = _checked(value * ratio, f"scenario {s.name} scaled to {target.id}")
+    return Throughput(scaled, "scaled", f"scenario {s.name}: {value:g} video-min per GPU-hour on {own.id}, SCALED to "
+                      f"{target.id} by peak bf16 FLOP/s ({target.bf16_tflops:g}/{own.bf16_tflops:g} = {ratio:.3g}x): "
+                      f"{scaled:.4g} (an assumption, not a measurement)", target)
 
 
-def from_record(path: str, class_id: str | None = None) -> Throughput:
-    """The record's measured throughput, its measured average board power when it has one, its GPU's class."""
-    r = load_record(path)
-    hw = _hw(class_id) or hardware.match_gpu(r.hardware_class)
+def is_cpu(r: ResultRecord) -> bool:
+    return r.settings.device == "cpu" or r.hardware_class.startswith("cpu:")
+
+
+def is_toy(r: ResultRecord) -> bool:
+    """A tiny spec: flagged in the record (schema 2), named tiny-*, or tiny in the models/ spec of that name."""
+    from bench.specs import load_spec, spec_names
+
+    name = r.spec.name
+    if getattr(r.spec, "tiny", False) or name.startswith("tiny-"):
+        return True
+    if name in spec_names():  # only names from models/: a record's name is never turned into a path
+        try:
+            return load_spec(name).tiny
+        except UsageError:
+            return False
+    return False
+
+
+def _trust(r: ResultRecord, label: str, allow_toy: bool) -> list[str]:
+    """Refuse what a fleet must not be sized from; return the warnings --allow-toy turns refusals into."""
+    if not r.complete:
+        reason = f" ({shown(r.incomplete_reason)})" if r.incomplete_reason else ""
+        raise UsageError(f"{label} is incomplete{reason}: a fleet is sized from complete runs only; rerun it")
+    problems = []
+    if is_cpu(r):
+        problems.append(f"was made on a CPU ({shown(r.hardware_class)})")
+    if is_toy(r):
+        problems.append(f"was made with the toy spec {shown(r.spec.name)}")
+    if problems and not allow_toy:
+        raise UsageError(f"{label} {problems[0]}: it says nothing about what video costs on GPUs; {TOY_HINT}")
+    return [f"{label} {' and '.join(problems)}: this fleet is a toy, not an estimate (--allow-toy)"] if problems \
+        else []
+
+
+def _setting(r: ResultRecord) -> str:
     st = r.settings
-    setting = f"{st.width}x{st.height}, {st.num_frames} frames @ {st.fps:g} fps, {st.steps} steps"
-    value = r.summary["video_minutes_per_gpu_hour"]
-    source = (f"record {Path(path).name}: {r.spec.name} ({setting}) on {r.hardware_class}, "
-              f"{value:.4g} video-min per GPU-hour measured")
+    return f"{st.width}x{st.height}, {st.num_frames} frames @ {st.fps:g} fps, {st.steps} steps"
+
+
+def _power_per_gpu(r: ResultRecord) -> float | None:
+    # The telemetry's average is what its backend measured; on a multi-GPU run that is not one GPU's draw.
+    return r.telemetry.summary.avg_power_w if r.settings.gpus_used == 1 else None
+
+
+def from_record(path: str, class_id: str | None = None, allow_toy: bool = False) -> Throughput:
+    """One record's measured throughput, on the catalogue class of the GPU it ran on."""
+    from bench.record import load_record, settings_key
+
+    label = f"record {shown(Path(path).name)}"
+    r = load_record(path)
+    warnings = _trust(r, label, allow_toy)
+    hw = None if is_cpu(r) else hardware.match_gpu(r.hardware_class)
+    if class_id:
+        asked = hardware.get(class_id)
+        if hw is None:
+            raise UsageError(f"--hardware {asked.id}: the record's GPU {shown(r.hardware_class)} is not in the "
+                             "catalogue and a record's GPU cannot be relabelled; drop --hardware and give figures "
+                             "with --set")
+        if asked.id != hw.id:
+            raise UsageError(f"--hardware {asked.id} disagrees with the record's GPU {shown(r.hardware_class)} "
+                             f"({hw.id}); drop --hardware")
+    value = _checked(r.summary["video_minutes_per_gpu_hour"], f"{label}: its throughput")
+    source = (f"{label}: {shown(r.spec.name)} ({_setting(r)}) on {shown(r.hardware_class)}, {value:.4g} video-min per "
+              "GPU-hour measured")
     if hw is None:
-        source += f"; '{r.hardware_class}' is not in the hardware catalogue, so price and board power are unknown"
-    power = r.telemetry.summary.avg_power_w
-    if power is not None:
-        return Throughput(value, source, hw, power, f"measured average board power ({r.telemetry.backend})")
-    return Throughput(value, source, hw, hw.board_power_w if hw else None, "catalogue board power" if hw else None)
+        source += "; that GPU is not in the hardware catalogue"
+    return Throughput(value, "record", source, hw, _power_per_gpu(r), settings_key(r), tuple(warnings))
 
 
-def from_results(root: str, model: str, class_id: str) -> Throughput:
-    """Median measured throughput of complete records of `model` on `class_id` under a results folder."""
+def _scan(root: Path) -> tuple[list[tuple[Path, ResultRecord]], list[str]]:
+    """Every loadable record under root, and one line per file that is not a valid record."""
+    from bench.record import load_record
+
+    paths = sorted(root.rglob("*.json"))
+    if len(paths) > MAX_RESULT_FILES:
+        raise UsageError(f"--results {shown(str(root))}: more than {MAX_RESULT_FILES} JSON files; point it at the "
+                         "folder of one hardware class")
+    records, bad = [], []
+    for path in paths:
+        try:
+            records.append((path, load_record(path)))
+        except UsageError as exc:
+            bad.append(str(exc))
+    return records, bad
+
+
+def _one_setting(groups: dict[str, list], settings: str | None, what: str) -> str:
+    if settings is not None:
+        if settings not in groups:
+            raise UsageError(f"--settings {shown(settings)}: no {what} at that setting; settings: {', '.join(groups)}")
+        return settings
+    if len(groups) > 1:
+        listing = "; ".join(f"{k} ({len(v)} records)" for k, v in list(groups.items())[:6])
+        raise UsageError(f"{what} were made at {len(groups)} settings and a median over different settings is a wrong "
+                         f"number: {listing}; choose one with --settings KEY")
+    return next(iter(groups))
+
+
+def from_results(root: str, model: str, class_id: str, settings: str | None = None,
+                 allow_toy: bool = False) -> Throughput:
+    """The median measured throughput of complete records of `model` on `class_id` at one setting, under root."""
+    from bench.record import settings_key
+
     hw = hardware.get(class_id)
-    values = []
-    for path in sorted(Path(root).rglob("*.json")):
-        r = load_record(path)
-        if r.complete and r.spec.name == model and (m := hardware.match_gpu(r.hardware_class)) and m.id == hw.id:
-            values.append(r.summary["video_minutes_per_gpu_hour"])
-    if not values:
-        raise UsageError(f"no complete {model} record on {class_id} under {root}: run and submit one first")
+    folder = Path(root)
+    if not folder.is_dir():
+        raise UsageError(f"--results {shown(root)}: not a folder; give the results folder (e.g. ./results)")
+    records, bad = _scan(folder)
+    matching = [(p, r) for p, r in records if r.spec.name == model and (m := hardware.match_gpu(r.hardware_class))
+                and m.id == hw.id]
+    complete = [(p, r) for p, r in matching if r.complete]
+    what = f"records of {shown(model)} on {hw.id} under {shown(root)}"
+    if not complete:
+        raise UsageError(f"no complete {what}: run and submit one first")
+    warnings = [w for p, r in complete for w in _trust(r, f"record {shown(p.name)}", allow_toy)]
+    if bad:
+        warnings.append(f"skipped {len(bad)} file(s) that are not valid records, e.g. {bad[0]}")
+    if len(matching) > len(complete):
+        warnings.append(f"skipped {len(matching) - len(complete)} incomplete record(s)")
+    groups: dict[str, list[ResultRecord]] = {}
+    for _, r in complete:
+        groups.setdefault(settings_key(r), []).append(r)
+    key = _one_setting(groups, settings, what)
+    chosen = groups[key]
+    values = [_checked(r.summary["video_minutes_per_gpu_hour"], f"a record of {model}") for r in chosen]
     median = statistics.median(values)
-    return Throughput(median, f"results {root}: median of {len(values)} {model} record(s) on {class_id}, "
-                      f"{median:.4g} video-min per GPU-hour", hw, hw.board_power_w, "catalogue board power")
+    powers = [_power_per_gpu(r) for r in chosen]
+    power = statistics.median(powers) if all(p is not None for p in powers) else None
+    return Throughput(median, "results", f"results {shown(root)}: median of {len(values)} {model} record(s) on {hw.id} "
+                      f"at {key}, {median:.4g} video-min per GPU-hour measured", hw, power, key, tuple(warnings))
 
 
-def from_bound(model: str, class_id: str, dtype: str = "bfloat16") -> Throughput:
-    """The roofline bound: 100% of the class's peak FLOP/s at the model's canonical settings."""
+def from_bound(model: str, class_id: str, allow_toy: bool = False, dtype: str = "bfloat16") -> Throughput:
+    """The roofline bound: 100% of the class's peak FLOP/s at the model's canonical settings (not measured)."""
     from bench import metrics, roofline
     from bench.flops import count_flops
     from bench.specs import load_spec
 
     spec, hw = load_spec(model), hardware.get(class_id)
+    warnings = []
+    if spec.tiny:
+        if not allow_toy:
+            raise UsageError(f"--bound {model}: a toy spec's bound says nothing about what video costs; bound a real "
+                             "model, or pass --allow-toy")
+        warnings.append(f"--bound {model} is a toy spec: this fleet is a toy, not an estimate (--allow-toy)")
     st = spec.settings
     b = roofline.bound(count_flops(spec, st), hw, metrics.video_seconds(st.num_frames, st.fps), dtype)
-    value = b["bound_video_minutes_per_gpu_hour"]
-    return Throughput(value, f"roofline bound: {model} at its canonical setting on {class_id} at 100% of peak "
-                      f"{dtype}, {value:.4g} video-min per GPU-hour", hw, hw.board_power_w, "catalogue board power")
+    value = _checked(b["bound_video_minutes_per_gpu_hour"], f"--bound {model}")
+    return Throughput(value, "bound", f"roofline bound: {model} at its canonical setting on {hw.id} at 100% of peak "
+                      f"{dtype}, {value:.4g} video-min per GPU-hour (an upper limit, not a measurement)", hw,
+                      warnings=tuple(warnings))
+
+
+def select(s: Scenario, *, throughput: float | None = None, record: str | None = None, results: str | None = None,
+           bound: str | None = None, model: str | None = None, hardware_id: str | None = None,
+           settings: str | None = None, allow_toy: bool = False) -> Throughput:
+    """The throughput the options ask for (at most one source; none: the scenario's own). Raises UsageError."""
+    if settings is not None and not results:
+        raise UsageError("--settings chooses among the records of --results; use it with --results")
+    if model is not None and not results:
+        raise UsageError("--model names the model of --results; for the bound use --bound MODEL")
+    if throughput is not None:
+        return given(throughput, hardware_id or s.hardware)
+    if record:
+        return from_record(record, hardware_id, allow_toy)
+    if results:
+        if not (model and hardware_id):
+            raise UsageError("--results needs --model and --hardware")
+        return from_results(results, model, hardware_id, settings, allow_toy)
+    if bound:
+        return from_bound(bound, hardware_id or "h100-sxm", allow_toy)
+    return from_scenario(s, hardware_id)
