@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from bench.telemetry.base import Backend, NullBackend, TelemetryUnavailable
 
-CHOICES = ("auto", "nvml", "amdsmi", "none")
+BACKENDS = ("nvml", "amdsmi", "none")  # the names a record's telemetry.backend may hold
+CHOICES = ("auto", *BACKENDS)  # what --telemetry accepts
 
 
 def open_backend(choice: str, device: str, uuid: str | None = None, bdf: str | None = None,
@@ -17,6 +20,8 @@ def open_backend(choice: str, device: str, uuid: str | None = None, bdf: str | N
     from bench.telemetry.amd import AmdSmiBackend
     from bench.telemetry.nvml import NvmlBackend
 
+    if choice not in CHOICES:
+        raise TelemetryUnavailable(f"unknown telemetry backend {choice!r}; use one of {', '.join(CHOICES)}")
     if choice == "none":
         return NullBackend("telemetry turned off (--telemetry none)")
     if device == "cpu" and choice != "auto":
@@ -42,4 +47,19 @@ def open_backend(choice: str, device: str, uuid: str | None = None, bdf: str | N
     return NullBackend(prefix + "; ".join(reasons))
 
 
-__all__ = ["Backend", "CHOICES", "NullBackend", "TelemetryUnavailable", "open_backend"]
+def describe(backend: Backend, period_s: float) -> dict[str, Any]:
+    """The backend's static description, as `summary.summarize` expects it (series and CPU energy come later)."""
+    return {
+        "backend": backend.name,
+        "available": backend.name != "none",
+        "unavailable_reason": getattr(backend, "reason", None),
+        "device": backend.static_info() or None,
+        "energy_unsupported_reason": backend.energy_unsupported_reason,
+        "throttle_bits": dict(backend.throttle_bits),
+        "slowdown_reasons": list(backend.slowdown_reasons),
+        "sample_period_s": period_s,
+        "read_errors": dict(backend.read_errors),
+    }
+
+
+__all__ = ["BACKENDS", "Backend", "CHOICES", "NullBackend", "TelemetryUnavailable", "describe", "open_backend"]
