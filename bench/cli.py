@@ -17,11 +17,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
+    from bench.options import CACHES, OFFLOADS, QUANTIZE
     from bench.runner import DEFAULT_OUT, DEFAULT_PROMPT
     from bench.specs import DEFAULT_MODEL
+    from bench.telemetry import CHOICES
+    from bench.telemetry.sampler import DEFAULT_PERIOD_S
 
     p = sub.add_parser("run", help="benchmark one model (no MODEL: the embedded tiny default)")
     p.add_argument("model", nargs="?", default=DEFAULT_MODEL, help=f"spec name (default {DEFAULT_MODEL})")
+    p.add_argument("--spec", type=Path, dest="spec_file", help="your own spec TOML file instead of a name from models/")
     p.add_argument("--weights", help="random | hub | PATH to a local diffusers directory (default: the spec's)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
     p.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16 (auto: bf16 on GPU, fp32 on CPU)")
@@ -36,12 +40,24 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int, default=1, help="untimed warm-up generations (default 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--prompt", default=DEFAULT_PROMPT)
+    p.add_argument("--label", help="a note kept in the record (e.g. 'rack 3, new driver')")
     p.add_argument("--save-video", action="store_true", help="write the last generation as an mp4 beside the record")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"folder for records and videos (default {DEFAULT_OUT})")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
-    p.add_argument("--telemetry", default="auto", help="auto | nvml | amdsmi | none (auto probes NVML, then amdsmi)")
-    p.add_argument("--sample-period", type=float, default=0.1, dest="sample_period_s",
-                   help="seconds between telemetry samples (default 0.1)")
+    p.add_argument("--telemetry", default="auto", help=f"{' | '.join(CHOICES)} (auto probes NVML, then amdsmi)")
+    p.add_argument("--sample-period", type=float, default=DEFAULT_PERIOD_S, dest="sample_period_s",
+                   help=f"seconds between telemetry samples (default {DEFAULT_PERIOD_S})")
+    o = p.add_argument_group("serving options (each recorded; output-changing ones get a fidelity figure)")
+    o.add_argument("--compile", action="store_true", help="regional torch.compile of the denoiser's repeated block")
+    o.add_argument("--attention-backend", help="a diffusers attention backend: native, _native_cudnn, flash, sage, ...")
+    o.add_argument("--offload", help=f"{' | '.join(OFFLOADS)}: keep weights in host RAM")
+    o.add_argument("--vae-tiling", action="store_true", help="decode the video in tiles (less memory)")
+    o.add_argument("--quantize", help=f"{' | '.join(QUANTIZE)}: fp8 storage of the denoiser's weights")
+    o.add_argument("--cache", help=f"{' | '.join(CACHES)}: a diffusers step cache (output-changing)")
+    o.add_argument("--memory-cap", type=float, dest="memory_cap_gib", metavar="GIB",
+                   help="cap this process's GPU memory, to emulate a smaller card (e.g. 24)")
+    o.add_argument("--fidelity", action="store_true",
+                   help="measure PSNR/SSIM against a plain generation even for lossless options")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list model specs")
     models.add_argument("--params", action="store_true", help="count denoiser parameters (builds on meta; slower)")
     _add_run(sub)
+    show = sub.add_parser("show", help="print a record's summary as run did")
+    show.add_argument("record", type=Path)
+    show.add_argument("--json", action="store_true")
+    rec = sub.add_parser("recover", help="turn a run's journal into its record (after a crash or a kill)")
+    rec.add_argument("journal", type=Path)
     _add_fleet(sub)
     roof = sub.add_parser("roofline", help="FLOPs per video and the throughput bound of a model on a hardware class")
     roof.add_argument("model")
@@ -106,25 +127,50 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench.display import format_run
+    from bench.options import Options
     from bench.runner import RunConfig, run
 
     overrides = {k: getattr(args, k) for k in ("height", "width", "num_frames", "fps", "steps", "guidance_scale")}
+    options = Options(compile=args.compile, attention_backend=args.attention_backend, offload=args.offload,
+                      vae_tiling=args.vae_tiling, quantize=args.quantize, cache=args.cache,
+                      memory_cap_gib=args.memory_cap_gib, fidelity=args.fidelity)
     config = RunConfig(
-        model=args.model, weights=args.weights, device=args.device, dtype=args.dtype,
+        model=args.model, spec_file=args.spec_file, weights=args.weights, device=args.device, dtype=args.dtype,
         overrides={k: v for k, v in overrides.items() if v is not None},
         repeats=args.repeats, time_budget_s=args.time_budget_s, warmup=args.warmup, seed=args.seed,
         prompt=args.prompt, save_video=args.save_video, out_dir=args.out, telemetry=args.telemetry,
-        sample_period_s=args.sample_period_s,
+        sample_period_s=args.sample_period_s, options=options, label=args.label, command=tuple(args.argv),
     )
     outcome = run(config, progress=not args.json)
-    if args.json:
-        print(json.dumps({"record": str(outcome.path), "complete": outcome.record.complete,
-                          "summary": outcome.record.summary, "warnings": outcome.record.warnings,
-                          "telemetry": outcome.record.telemetry.model_dump(exclude={"series"})}, sort_keys=True))
-    else:
-        print(format_run(outcome.record, outcome.path))
+    _print_record(outcome.record, outcome.path, args.json)
     return outcome.exit_code
+
+
+def _print_record(record, path: Path, as_json: bool) -> None:
+    from bench.display import format_run
+    from bench.record import settings_key
+
+    if as_json:
+        print(json.dumps({"record": str(path), "complete": record.complete, "summary": record.summary,
+                          "warnings": record.warnings, "settings_key": settings_key(record),
+                          "telemetry": record.telemetry.model_dump(exclude={"series"})}, sort_keys=True))
+    else:
+        print(format_run(record, path))
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from bench.record import load_record
+
+    _print_record(load_record(args.record), args.record, args.json)
+    return 0
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    from bench.runner import recover
+
+    outcome = recover(args.journal)
+    _print_record(outcome.record, outcome.path, False)
+    return 0
 
 
 def cmd_fleet(args: argparse.Namespace) -> int:
@@ -173,13 +219,17 @@ def cmd_hardware(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"models": cmd_models, "run": cmd_run, "fleet": cmd_fleet, "roofline": cmd_roofline,
+COMMANDS = {"models": cmd_models, "run": cmd_run, "show": cmd_show, "recover": cmd_recover, "fleet": cmd_fleet, "roofline": cmd_roofline,
             "hardware": cmd_hardware}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from bench.display import clean
+
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
+        args.argv = ["t2vbench", *argv]
         code = COMMANDS[args.command](args)
         if sys.stdout is not None:  # None when started with stdout closed
             sys.stdout.flush()  # a closed pipe (`| head -1`) shows here, not as a traceback at interpreter exit
@@ -190,8 +240,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except UsageError as exc:
-        print(f"t2vbench: error: {exc}", file=sys.stderr)
+        print(f"t2vbench: error: {clean(str(exc))}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # before a run started measuring: nothing to keep
+        print("t2vbench: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

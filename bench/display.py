@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -9,8 +10,17 @@ from bench.record import ResultRecord
 from bench.specs import Spec
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def clean(text: object) -> str:
+    """A string from a file or the command line, safe for a terminal: control characters (escape sequences,
+    newlines, carriage returns) become visible \\xNN escapes."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+
 def table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:
-    cells = [list(map(str, header))] + [[str(c) for c in row] for row in rows]
+    cells = [list(map(str, header))] + [[clean(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -35,14 +45,17 @@ def format_models(specs: Sequence[Spec], params: dict[str, int | None]) -> str:
     return table(rows, header)
 
 
-def format_run(record: ResultRecord, path: Path) -> str:
+def format_run(record: ResultRecord, path: Path | str) -> str:
     s, st = record.summary, record.settings
+    warm = record.warmup_latency_s
     out = [
-        f"{record.spec.name} on {record.hardware_class} ({st.device}, {st.dtype}, weights: {record.weights.source})",
+        f"{clean(record.spec.name)} on {clean(record.hardware_class)} ({clean(st.device)}, {clean(st.dtype)}, "
+        f"weights: {record.weights.source})" + (f"  [{clean(record.label)}]" if record.label else ""),
         f"  {st.width}x{st.height}, {st.num_frames} frames @ {st.fps:g} fps = {s['video_seconds_per_generation']:.2f} "
         f"video-s, {st.steps} steps, guidance {st.guidance_scale:g}",
-        f"  timed generations   {int(s['generations'])} (warm-up {len(record.warmup_latency_s)}, "
-        f"load {record.load_s:.1f} s, both excluded)",
+        f"  options               {format_options(st.options)}",
+        f"  timed generations   {int(s['generations'])} (warm-up {len(warm)}, load {record.load_s:.1f} s, both "
+        "excluded)" + (f"; cold start: first warm-up {warm[0]:.1f} s" if warm and st.options.get("compile") else ""),
         f"  video min / GPU-hour  {s['video_minutes_per_gpu_hour']:.4g}",
         f"  GPU-s / video-s       {s['gpu_seconds_per_video_second']:.4g}",
         f"  latency p50 / p90     {s['latency_p50_s']:.3f} s / {s['latency_p90_s']:.3f} s "
@@ -51,12 +64,23 @@ def format_run(record: ResultRecord, path: Path) -> str:
         f"({s['step_mean_s']:.4f} s/step) | vae {s['vae_decode_mean_s']:.3f} s | other {s['other_mean_s']:.3f} s",
         f"  peak memory           {record.peak_memory_bytes / 2**30:.2f} GiB ({record.peak_memory_method})",
     ]
+    if record.fidelity is not None:
+        f = record.fidelity
+        out.append(f"  fidelity              PSNR {f.psnr_db:.1f} dB, SSIM {f.ssim:.4f} against a plain generation "
+                   f"(seed {f.seed}; {clean(', '.join(f.compared)) or 'lossless options'})")
     out += format_telemetry(record)
     if record.video_path:
-        out.append(f"  video                 {record.video_path}")
-    out += [f"  warning: {w}" for w in record.warnings]
-    out.append(f"record: {path}")
+        out.append(f"  video                 {clean(record.video_path)}")
+    out += [f"  warning: {clean(w)}" for w in record.warnings]
+    out.append(f"record: {clean(path)}")
     return "\n".join(out)
+
+
+def format_options(options: dict) -> str:
+    """Serving options as flags, or 'plain' for an eager run with everything on the GPU."""
+    shown = [k.replace("_", "-") if v is True else f"{k.replace('_', '-')} {v}" for k, v in sorted(options.items())
+             if v not in (None, False)]
+    return clean(", ".join(shown)) or "plain (eager, library-default attention, no offload)"
 
 
 def _num(value: float | None, fmt: str, unit: str) -> str:
@@ -66,25 +90,25 @@ def _num(value: float | None, fmt: str, unit: str) -> str:
 def format_telemetry(record: ResultRecord) -> list[str]:
     t = record.telemetry
     if not t.available:
-        return [f"  telemetry             unavailable: {t.unavailable_reason}"] + _cpu_line(record)
+        return [f"  telemetry             unavailable: {clean(t.unavailable_reason)}"] + _cpu_line(record)
     s = t.summary
     energy = (f"{_num(s.energy_per_video_j, '.1f', 'J')} per video, {_num(s.energy_per_video_minute_wh, '.2f', 'Wh')}"
-              f" per video-minute ({t.energy_method})" if t.energy_method else f"n/a ({t.energy_unsupported_reason})")
-    throttled = ", ".join(f"{k} {v:.0%}" for k, v in sorted(s.throttle_share.items()) if v > 0) or "none"
+              f" per video-minute ({t.energy_method})" if t.energy_method else f"n/a ({clean(t.energy_unsupported_reason)})")
+    throttled = ", ".join(f"{clean(k)} {v:.0%}" for k, v in sorted(s.throttle_share.items()) if v > 0) or "none"
     return [
         f"  energy                {energy}",
         f"  power avg / peak      {_num(s.avg_power_w, '.0f', 'W')} / {_num(s.peak_power_w, '.0f', 'W')} "
         f"(limit {_num(s.power_limit_w, '.0f', 'W')})",
         f"  SM clock mean / max   {_num(s.sm_clock_mean_mhz, '.0f', 'MHz')} / {_num(s.sm_clock_max_mhz, '.0f', 'MHz')}",
         f"  clock events          {throttled}",
-        f"  peak temperature      {_num(s.peak_temperature_c, '.0f', 'C')} ({s.samples} samples, {t.backend})",
+        f"  peak temperature      {_num(s.peak_temperature_c, '.0f', 'C')} ({s.samples} samples, {clean(t.backend)})",
     ] + _cpu_line(record)
 
 
 def _cpu_line(record: ResultRecord) -> list[str]:
     cpu = record.telemetry.cpu
     if cpu.package_energy_j is None:
-        return [f"  CPU package energy    n/a ({cpu.reason})"]
+        return [f"  CPU package energy    n/a ({clean(cpu.reason)})"]
     return [f"  CPU package energy    {cpu.package_energy_j:.1f} J over the timed generations (RAPL)"]
 
 

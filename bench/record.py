@@ -4,6 +4,10 @@ Schema versions (bump SCHEMA_VERSION and add an `update_to_N` step for every cha
   1  first version: spec, settings, weights, raw per-generation and per-stage timings, summary, environment,
      hardware class, warnings, telemetry (GPU energy, power, clocks, throttling, sampled series; CPU package
      energy), each absent value with its reason.
+  2  provenance and options: `command` (the argv that ran), `label`, `spec.tiny`, `settings.options` (serving
+     options as applied, validated where they are produced), per-generation `peak_memory_bytes`, `fidelity`
+     (PSNR/SSIM of output-changing options against a plain generation), `warmup_seeds`; dtype and telemetry
+     backend are checked where produced instead of frozen as fixed lists here. v1 files load through update_to_2.
 """
 
 from __future__ import annotations
@@ -14,14 +18,15 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bench import metrics
 from bench.errors import UsageError
+from bench.jsonsafe import loads_strict
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MAX_RECORD_BYTES = 64 * 1024 * 1024  # records come from strangers: bound what we parse
 
 Seconds = Annotated[float, Field(ge=0, le=1e7)]
@@ -29,6 +34,11 @@ Joules = Annotated[float, Field(ge=0, le=1e12)]
 Watts = Annotated[float, Field(ge=0, le=1e5)]
 MHz = Annotated[float, Field(ge=0, le=1e5)]
 Text = Annotated[str, Field(max_length=4096)]
+# Names that end up in file names and registry paths: a safe slug, never a path.
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
+HardwareClassName = Annotated[str, Field(pattern=r"^(cpu:)?[a-z0-9][a-z0-9.-]{0,150}$")]
+OptionName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,40}$")]
+OptionValue = Annotated[str, Field(max_length=200)] | int | float | bool | None
 SERIES_FIELDS = ("t_s", "power_w", "sm_clock_mhz", "mem_clock_mhz", "gpu_util_pct", "mem_util_pct",
                  "memory_used_bytes", "temperature_c", "throttle_mask")
 
@@ -38,11 +48,12 @@ class _Strict(BaseModel):
 
 
 class SpecRef(_Strict):
-    name: Annotated[str, Field(max_length=200)]
+    name: Slug
     family: Annotated[str, Field(max_length=100)]
     pipeline: Annotated[str, Field(max_length=200)]
     repo_id: Annotated[str, Field(max_length=300)] | None
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    tiny: bool  # a toy variant: proves the harness, says nothing about what video costs
 
 
 class RunSettings(_Strict):
@@ -59,8 +70,9 @@ class RunSettings(_Strict):
     repeats: Annotated[int, Field(ge=1)]
     time_budget_s: Seconds | None
     device: Annotated[str, Field(max_length=50)]
-    dtype: Literal["float32", "bfloat16", "float16"]
+    dtype: Slug
     gpus_used: Annotated[int, Field(ge=1, le=4096)]
+    options: Annotated[dict[OptionName, OptionValue], Field(max_length=64)]  # serving options as applied
 
 
 class Weights(_Strict):
@@ -100,7 +112,7 @@ class CpuEnergy(_Strict):
 
 
 class Telemetry(_Strict):
-    backend: Literal["nvml", "amdsmi", "none"]
+    backend: Slug
     available: bool
     unavailable_reason: Text | None
     device: dict[Annotated[str, Field(max_length=100)], Text | int | float | bool | None] | None
@@ -133,6 +145,7 @@ class Generation(_Strict):
     vae_decode_s: Seconds
     step_s: Annotated[list[Seconds], Field(max_length=10000)]
     telemetry: GenerationTelemetry | None = None
+    peak_memory_bytes: Annotated[int, Field(ge=0, le=2**50)] | None = None  # this generation's own peak
 
     @model_validator(mode="after")
     def _stages_fit(self) -> Generation:
@@ -142,9 +155,21 @@ class Generation(_Strict):
         return self
 
 
+class Fidelity(_Strict):
+    """How far output-changing options moved the frames: the first timed generation against a plain one."""
+
+    psnr_db: Annotated[float, Field(ge=0, le=999)]  # 999 stands for identical frames
+    ssim: Annotated[float, Field(ge=-1, le=1)]
+    seed: int
+    compared: Annotated[list[Text], Field(max_length=20)]  # the output-changing options, as flags
+    reference: Text
+
+
 class ResultRecord(_Strict):
-    schema_version: Literal[1]
+    schema_version: Literal[2]
     t2vbench_version: Annotated[str, Field(max_length=50)]
+    command: Annotated[list[Text], Field(max_length=200)]  # the command line that ran, as argv
+    label: Annotated[str, Field(max_length=200)] | None
     run_id: Annotated[str, Field(pattern=r"^[0-9a-f]{8,32}$")]
     created_utc: Annotated[str, Field(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")]
     complete: bool
@@ -152,16 +177,18 @@ class ResultRecord(_Strict):
     spec: SpecRef
     settings: RunSettings
     weights: Weights
-    hardware_class: Annotated[str, Field(min_length=1, max_length=200)]
+    hardware_class: HardwareClassName
     environment: dict[str, Text | int | None]
     load_s: Seconds
     warmup_latency_s: Annotated[list[Seconds], Field(max_length=1000)]
+    warmup_seeds: Annotated[list[int], Field(max_length=1000)] | None = None  # absent before 2026-11-23
     generations: Annotated[list[Generation], Field(min_length=1, max_length=100000)]
     summary: dict[str, float]
     peak_memory_bytes: Annotated[int, Field(ge=0, le=2**50)]
-    peak_memory_method: Literal["cuda_max_allocated", "process_max_rss"]
+    peak_memory_method: Literal["cuda_max_allocated", "process_peak_rss", "process_max_rss"]
     warnings: Annotated[list[Text], Field(max_length=1000)]
     telemetry: Telemetry
+    fidelity: Fidelity | None = None
     video_path: Text | None = None
 
     @model_validator(mode="after")
@@ -188,33 +215,48 @@ def settings_key(record: ResultRecord) -> str:
     s = record.settings
     parts = [f"{s.width}x{s.height}", f"{s.num_frames}f", f"{s.fps:g}fps", f"{s.steps}steps",
              f"g{s.guidance_scale:g}", s.dtype, f"{s.gpus_used}gpu"]
-    for name, value in sorted((getattr(s, "options", None) or {}).items()):
-        if value not in (None, False):
+    from bench.options import DETAIL_KEYS
+
+    for name, value in sorted(s.options.items()):
+        if value not in (None, False) and name not in DETAIL_KEYS:
             parts.append(name if value is True else f"{name}={value}")
     return re.sub(r"[^A-Za-z0-9.=_-]+", "_", "-".join(parts))
 
 
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a number a record may hold")
+def update_to_2(data: dict[str, Any]) -> dict[str, Any]:
+    """v1 -> v2: no command line or label was kept; options did not exist; tiny specs were named tiny-*."""
+    out = {**data, "schema_version": 2, "command": [], "label": None}
+    spec = data.get("spec")
+    if isinstance(spec, dict):
+        out["spec"] = {**spec, "tiny": str(spec.get("name", "")).startswith("tiny-")}
+    if isinstance(data.get("settings"), dict):
+        out["settings"] = {**data["settings"], "options": {}}
+    return out
 
 
-def parse_record(text: str, origin: str = "record") -> ResultRecord:
-    """Parse and validate a record. Raises UsageError naming the field and the fix."""
-    try:
-        data = json.loads(text, parse_constant=_reject_constant)
-    except ValueError as exc:
-        raise UsageError(f"{origin}: not valid JSON ({exc}); submit the file t2vbench run wrote") from None
+MIGRATIONS = {1: update_to_2}  # version N -> the step that makes it N + 1
+
+
+def parse_record(text: str | bytes, origin: str = "record") -> ResultRecord:
+    """Parse, migrate and validate a record. Raises UsageError naming the field and the fix."""
+    data = loads_strict(text, origin)
     if not isinstance(data, dict):
-        raise UsageError(f"{origin}: a record is a JSON object; submit the file t2vbench run wrote")
+        raise UsageError(f"{origin}: a record is a JSON object; give the file t2vbench run wrote")
     version = data.get("schema_version")
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise UsageError(f"{origin}: field 'schema_version' is missing or not an integer")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise UsageError(f"{origin}: field 'schema_version' is missing or not a positive integer")
     if version > SCHEMA_VERSION:
         raise UsageError(
             f"{origin}: schema_version {version} is newer than this t2vbench reads ({SCHEMA_VERSION}); "
             "upgrade t2vbench"
         )
-    # Older versions would be migrated here, one update_to_N step at a time; version 1 is the first.
+    while data["schema_version"] < SCHEMA_VERSION:
+        data = MIGRATIONS[data["schema_version"]](data)
+    return validate(data, origin)
+
+
+def validate(data: dict[str, Any], origin: str = "record") -> ResultRecord:
+    """A current-version record from plain data. Raises UsageError naming the first bad field."""
     try:
         return ResultRecord.model_validate(data)
     except ValidationError as exc:
@@ -223,22 +265,42 @@ def parse_record(text: str, origin: str = "record") -> ResultRecord:
         raise UsageError(f"{origin}: field '{field}': {err['msg']}") from None
 
 
-def load_record(path: str | Path) -> ResultRecord:
-    """Load a record file strictly; refuses files larger than MAX_RECORD_BYTES."""
+def load_record(path: str | Path, check_physics: bool = True) -> ResultRecord:
+    """Load a record file strictly: bounded size, strict JSON, schema, summaries recomputed from the raw data and,
+    unless check_physics is False, what physics forbids (bench.physics). Raises UsageError."""
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{path}: no such record file")
     if path.stat().st_size > MAX_RECORD_BYTES:
         raise UsageError(f"{path}: larger than {MAX_RECORD_BYTES} bytes; not a t2vbench record")
-    return parse_record(path.read_text(encoding="utf-8"), str(path))
+    record = parse_record(path.read_bytes(), str(path))
+    if check_physics:
+        from bench.physics import violations
+
+        problems = violations(record)
+        if problems:
+            raise UsageError(f"{path}: {problems[0]}")
+    return record
 
 
 def record_json(record: ResultRecord) -> str:
     return json.dumps(record.model_dump(mode="json"), sort_keys=True, indent=1, ensure_ascii=False, allow_nan=False)
 
 
+def _readable_by_group(path: str) -> None:
+    """mkstemp makes files 0600; a record is for colleagues too, so honour the umask as open() would."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def write_new(path: Path, text: str) -> Path:
-    """Write text to path atomically; never overwrites (raises FileExistsError)."""
+    """Write text to path atomically; never overwrites (raises FileExistsError).
+
+    The text goes to a temporary file first, so no reader ever sees half a record. It is then hard-linked to its
+    name (fails if the name exists); on file systems without hard links the name is reserved with O_EXCL and the
+    finished file renamed over that empty reservation.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -246,7 +308,15 @@ def write_new(path: Path, text: str) -> Path:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.link(tmp, path)  # fails if path exists: no overwrite, and readers never see a partial file
+        _readable_by_group(tmp)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise
+        except OSError:  # EPERM, ENOTSUP, EXDEV...: no hard links here
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            os.replace(tmp, path)
     finally:
-        os.unlink(tmp)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     return path

@@ -1,7 +1,9 @@
-"""Run a benchmark: check the config, start the worker, collect its generations, write the record.
+"""Run a benchmark: check every input, start the worker, journal what it reports, write the record.
 
-The parent never imports torch. A worker that crashes or a Ctrl-C keeps every finished generation: the record is
-written, marked incomplete, with what was measured.
+The parent never imports torch. Every message of the worker is appended to a journal beside the record as it
+arrives, and the record is made from those messages: whatever stops the run after the first finished generation
+(out of memory, a crash, Ctrl-C, SIGTERM, a record that fails validation, a full disk) leaves a record marked
+incomplete, or the journal, which `t2vbench recover` turns into one.
 """
 
 from __future__ import annotations
@@ -9,23 +11,31 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import multiprocessing
-import queue as queue_mod
+import os
 import signal
 import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
-from bench import __version__, metrics
+from bench import __version__, options as options_mod
+from bench.assemble import build_record, failure_reason, replay
 from bench.errors import UsageError
-from bench.record import SCHEMA_VERSION, ResultRecord, record_json, write_new
-from bench.specs import DEFAULT_MODEL, Settings, Spec, check_settings, load_spec
-from bench.telemetry.summary import summarize as summarize_telemetry
+from bench.messages import JOURNAL_VERSION, Journal, Message, decode, message
+from bench.record import ResultRecord, record_json, write_new
+from bench.telemetry.sampler import DEFAULT_PERIOD_S
+from bench.specs import DEFAULT_MODEL, Settings, Spec, check_settings, load_spec, load_spec_file
 
 DEFAULT_PROMPT = "a red fox walks through a snowy forest at golden hour, cinematic wide shot"
 DEFAULT_OUT = Path("t2vbench-results")
 DEFAULT_REPEATS = 3
 BUDGET_MAX_REPEATS = 100_000
+MAX_PROMPT_CHARS = 2000
+MAX_LABEL_CHARS = 200
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+SAMPLE_PERIOD_RANGE_S = (0.001, 60.0)
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +43,7 @@ class RunConfig:
     """Everything one benchmark run needs; built by the CLI (or a test) from defaults < spec < command line."""
 
     model: str = DEFAULT_MODEL
+    spec_file: Path | None = None  # a user's own spec instead of models/<model>.toml
     weights: str | None = None  # 'random', 'hub' or a directory; None takes the spec's default
     device: str = "auto"
     dtype: str = "auto"
@@ -44,140 +55,204 @@ class RunConfig:
     prompt: str = DEFAULT_PROMPT
     save_video: bool = False
     out_dir: Path = DEFAULT_OUT
-    telemetry: str = "auto"  # auto | nvml | amdsmi | none
-    sample_period_s: float = 0.1
+    telemetry: str = "auto"
+    sample_period_s: float = DEFAULT_PERIOD_S
+    options: options_mod.Options = options_mod.Options()
+    label: str | None = None
+    command: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
     record: ResultRecord
     path: Path
-    exit_code: int  # 0 complete, 1 worker failed, 130 interrupted
+    exit_code: int  # 0 complete, 1 the worker failed, 130 interrupted (SIGINT), 143 terminated (SIGTERM)
 
 
-def prepare(config: RunConfig) -> tuple[Spec, Settings, str]:
-    """Validate the config before anything is built. Returns the spec, the settings and the weights source."""
-    spec = load_spec(config.model)
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    spec: Spec
+    settings: Settings
+    weights: str
+    warnings: list[str]
+
+
+def prepare(config: RunConfig) -> Prepared:
+    """Check every input before anything is built or written. Raises UsageError (one line, the value, the fix)."""
+    from bench.telemetry import CHOICES
+
+    spec = load_spec_file(config.spec_file) if config.spec_file else load_spec(config.model)
     settings = spec.settings.replace(**config.overrides)
     check_settings(spec, settings)
-    if config.repeats is not None and config.repeats < 1:
-        raise UsageError(f"--repeats {config.repeats} is impossible: time at least 1 generation")
-    if config.time_budget_s is not None and not config.time_budget_s > 0:
-        raise UsageError(f"--time-budget {config.time_budget_s} is impossible: give a positive number of seconds")
-    if config.warmup < 0:
-        raise UsageError(f"--warmup {config.warmup} is impossible: use 0 or more")
-    if config.telemetry not in ("auto", "nvml", "amdsmi", "none"):
-        raise UsageError(f"--telemetry {config.telemetry}: use auto, nvml, amdsmi or none")
-    if not 0.001 <= config.sample_period_s <= 60:
-        raise UsageError(f"--sample-period {config.sample_period_s}: give seconds between 0.001 and 60")
-    if config.dtype not in ("auto", "float32", "bfloat16", "float16"):
-        raise UsageError(f"--dtype {config.dtype}: use auto, float32, bfloat16 or float16")
+    _check_counts(config)
+    if config.telemetry not in CHOICES:
+        raise UsageError(f"--telemetry {config.telemetry}: use {', '.join(CHOICES)}")
+    low, high = SAMPLE_PERIOD_RANGE_S
+    if not low <= config.sample_period_s <= high:
+        raise UsageError(f"--sample-period {config.sample_period_s}: give seconds from {low} to {high}")
+    if config.dtype not in DTYPES:
+        raise UsageError(f"--dtype {config.dtype}: use {', '.join(DTYPES)}")
+    if not (config.device in DEVICES or (config.device.startswith("cuda:") and config.device[5:].isdigit())):
+        raise UsageError(f"--device {config.device}: use auto, cpu, cuda or cuda:N")
+    _check_text(config)
+    check_out_dir(config.out_dir)
     weights = config.weights or spec.default_weights
     if weights not in ("random", "hub"):
-        from bench.build import check_local_dir  # imports torch only when a directory is given
+        from bench.build import check_local_dir
 
         check_local_dir(weights)
     elif weights == "hub" and spec.repo_id is None:
         raise UsageError(f"{spec.name} has no hub repo: use --weights random or a local diffusers directory")
-    return spec, settings, weights
+    warnings = options_mod.check(config.options, config.device, weights)
+    if config.options.compile and config.warmup < 1:
+        raise UsageError("--compile with --warmup 0 would time the compilation: use --warmup 1 or more")
+    return Prepared(spec, settings, weights, warnings)
 
 
-def _job(config: RunConfig, settings: Settings, weights: str, video_path: Path | None) -> dict[str, Any]:
+def _check_counts(config: RunConfig) -> None:
+    if config.repeats is not None and not 1 <= config.repeats <= BUDGET_MAX_REPEATS:
+        raise UsageError(f"--repeats {config.repeats}: time from 1 to {BUDGET_MAX_REPEATS} generations")
+    budget = config.time_budget_s
+    if budget is not None and not (budget == budget and 0 < budget <= 7 * 86400):  # budget == budget: not NaN
+        raise UsageError(f"--time-budget {budget}: give seconds between 0 and 604800 (a week)")
+    if not 0 <= config.warmup <= 100:
+        raise UsageError(f"--warmup {config.warmup}: use 0 to 100 warm-up generations")
+    if not 0 <= config.seed < 2**63 - BUDGET_MAX_REPEATS:
+        raise UsageError(f"--seed {config.seed}: use a seed from 0 to 2**63 - {BUDGET_MAX_REPEATS + 1}")
+
+
+def _check_text(config: RunConfig) -> None:
+    if not config.prompt.strip() or len(config.prompt) > MAX_PROMPT_CHARS or "\x00" in config.prompt:
+        raise UsageError(f"--prompt: give 1 to {MAX_PROMPT_CHARS} characters of text "
+                         f"(got {len(config.prompt)}); the text encoder reads at most a few hundred tokens")
+    if config.label is not None and (len(config.label) > MAX_LABEL_CHARS or not config.label.isprintable()):
+        raise UsageError(f"--label: give at most {MAX_LABEL_CHARS} printable characters")
+
+
+def check_out_dir(out: Path) -> None:
+    """--out must be a writable directory, or creatable in one. Raises UsageError."""
+    probe = out
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe == out and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a directory; give a folder")
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out}: cannot write in {probe}; give a folder you can write to")
+
+
+def _header(config: RunConfig, p: Prepared, run_id: str, now: datetime.datetime) -> dict[str, Any]:
+    spec, o = p.spec, config.options
+    location = None if p.weights == "random" else (spec.repo_id if p.weights == "hub" else
+                                                   str(Path(p.weights).resolve()))
+    asked = {k: v for k, v in dataclasses.asdict(o).items() if k != "fidelity" and v not in (None, False)}
     repeats = config.repeats or (BUDGET_MAX_REPEATS if config.time_budget_s else DEFAULT_REPEATS)
     return {
-        "spec_name": config.model,
-        "settings": dataclasses.asdict(settings),
-        "weights": weights,
-        "device": config.device,
-        "dtype": config.dtype,
-        "warmup": config.warmup,
-        "repeats": repeats,
-        "time_budget_s": config.time_budget_s,
-        "seed": config.seed,
-        "prompt": config.prompt,
-        "video_path": str(video_path) if video_path else None,
-        "telemetry": config.telemetry,
+        "journal_version": JOURNAL_VERSION, "t2vbench_version": __version__, "run_id": run_id,
+        "created_utc": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "command": list(config.command), "label": config.label,
+        "spec": {"name": spec.name, "family": spec.family, "pipeline": spec.pipeline, "repo_id": spec.repo_id,
+                 "sha256": spec.sha256, "tiny": spec.tiny},
+        "spec_path": str(spec.path.resolve()),
+        "settings": dataclasses.asdict(p.settings),
+        "run": {"seed": config.seed, "prompt": config.prompt, "warmup": config.warmup, "repeats": repeats,
+                "time_budget_s": config.time_budget_s},
+        "gpus_used": 1,
+        "options": asked, "output_changing": o.output_changing,
+        "weights": {"source": p.weights if p.weights in ("random", "hub") else "local", "location": location},
+        "warnings": p.warnings,
+    }
+
+
+def _job(config: RunConfig, weights: str, header: dict[str, Any], video_path: Path | None) -> dict[str, Any]:
+    return {
+        "spec_path": header["spec_path"], "settings": header["settings"], "weights": weights,
+        "device": config.device, "dtype": config.dtype, **header["run"], "options": dataclasses.asdict(config.options),
+        "video_path": str(video_path) if video_path else None, "telemetry": config.telemetry,
         "sample_period_s": config.sample_period_s,
     }
 
 
-class _Collector:
-    """What the worker has reported so far."""
+class _Signals:
+    """Turns SIGINT, SIGTERM and SIGHUP into a flag the supervising loop checks: an interrupt never lands in the
+    middle of a journal write, and none is lost."""
 
-    def __init__(self, make_bar: Any):
-        self.loaded: dict[str, Any] | None = None
-        self.warmups: list[float] = []
-        self.generations: list[dict[str, Any]] = []
-        self.video_path: str | None = None
-        self.telemetry: dict[str, Any] = {}
-        self.done = False
-        self.error: dict[str, Any] | None = None
-        self.make_bar = make_bar
-        self.progress: Any = None
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._old: dict[int, Any] = {}
 
-    def take(self, kind: str, payload: dict[str, Any]) -> None:
-        if kind == "loaded":
-            self.loaded = payload
-            if self.make_bar is not None:  # the bar times generations, not the model load
-                self.progress = self.make_bar()
-        elif kind == "warmup":
-            self.warmups.append(payload["latency_s"])
-        elif kind == "generation":
-            self.generations.append(payload)
-        elif kind == "telemetry":
-            self.telemetry.update(payload)
-        elif kind == "video":
-            self.video_path = payload["path"]
-        elif kind == "done":
-            self.done = True
-        elif kind == "error":
-            self.error = payload
-        if kind in ("warmup", "generation") and self.progress is not None:
-            self.progress.update(1)
+    def __enter__(self) -> _Signals:
+        for s in HANDLED_SIGNALS:
+            self._old[s] = signal.signal(s, self._take)
+        return self
+
+    def _take(self, signum: int, frame: Any) -> None:
+        self.received = self.received or signum
+
+    def __exit__(self, *exc: Any) -> None:
+        for s, handler in self._old.items():
+            signal.signal(s, handler)
 
 
-def _supervise(job: dict[str, Any], collector: _Collector) -> str | None:
-    """Run the worker to its end. Returns None when it finished, else why it did not."""
+def _supervise(job: dict[str, Any], on_message: Any, signals: _Signals, bar: Any) -> str | None:
+    """Run the worker to its end, passing each message on. Returns None when it finished, else why it did not."""
     from bench.worker import worker_main
 
     ctx = multiprocessing.get_context("spawn")
-    q = ctx.Queue()
-    proc = ctx.Process(target=worker_main, args=(job, q), daemon=True)
-    proc.start()
-    reason = None
+    receive, send = ctx.Pipe(duplex=False)  # a pipe, not a Queue: no semaphores left behind
+    proc = ctx.Process(target=worker_main, args=(job, send), daemon=True, name="t2vbench-worker")
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, set(HANDLED_SIGNALS))  # the worker starts with them blocked
     try:
-        while not collector.done and collector.error is None:
-            try:
-                collector.take(*q.get(timeout=0.2))
-            except queue_mod.Empty:
-                if not proc.is_alive():
-                    _drain(q, collector)
-                    if not collector.done and collector.error is None:
-                        reason = f"worker process died ({_describe_exit(proc.exitcode)})"
-                    break
-    except KeyboardInterrupt:
-        reason = "interrupted by the user (Ctrl-C)"
+        proc.start()
     finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+    send.close()
+    finished = False
+    try:
+        reason = _pump(proc, receive, on_message, signals, bar)
+        finished = reason is None or reason == "failed"
+        return reason
+    finally:
+        if finished:  # let it exit on its own: a terminated worker leaves its semaphores to the resource tracker
+            proc.join(30)
         if proc.is_alive():
             proc.terminate()
             proc.join(5)
             if proc.is_alive():
                 proc.kill()
         proc.join()
-        _drain(q, collector)
-        q.close()
-        q.join_thread()
-    if collector.error is not None and not collector.error["user"]:
-        reason = "the generating code failed: " + collector.error["message"].strip().splitlines()[-1]
-    return reason
+        _drain(receive, on_message)
+        receive.close()
 
 
-def _drain(q: Any, collector: _Collector) -> None:
+def _pump(proc: Any, receive: Any, on_message: Any, signals: _Signals, bar: Any) -> str | None:
     while True:
+        if signals.received is not None:
+            name = signal.Signals(signals.received).name
+            return f"interrupted by {name}" + (" (Ctrl-C)" if name == "SIGINT" else "")
         try:
-            collector.take(*q.get(timeout=0.05))
-        except (queue_mod.Empty, EOFError, OSError):
-            return
+            ready = receive.poll(0.2)
+            msg = decode(receive.recv_bytes()) if ready else None
+        except (EOFError, OSError):
+            msg, ready = None, False
+        if msg is not None:
+            on_message(msg)
+            bar.update(msg)
+            if msg.kind == "done":
+                return None
+            if msg.kind == "failed":
+                return "failed"
+        elif not proc.is_alive():
+            _drain(receive, on_message)
+            return f"worker process died ({_describe_exit(proc.exitcode)})"
+
+
+def _drain(receive: Any, on_message: Any) -> None:
+    try:
+        while receive.poll(0.05):
+            on_message(decode(receive.recv_bytes()))
+    except (EOFError, OSError):
+        return
 
 
 def _describe_exit(code: int | None) -> str:
@@ -189,79 +264,128 @@ def _describe_exit(code: int | None) -> str:
     return f"exit code {code}"
 
 
+class _Progress:
+    """A progress bar over generations (warm-up included) on stderr; silent when off."""
+
+    def __init__(self, enabled: bool, name: str, total: int | None):
+        self.enabled, self.name, self.total, self.bar = enabled, name, total, None
+
+    def update(self, msg: Message) -> None:
+        if not self.enabled:
+            return
+        if msg.kind == "loaded" and self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total, desc=self.name, unit="gen", delay=3, file=sys.stderr, leave=False)
+        elif msg.kind in ("warmup", "generation") and self.bar is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def run(config: RunConfig, progress: bool = True) -> Outcome:
     """Benchmark one model. Raises UsageError for bad input and when nothing was measured."""
-    spec, settings, weights = prepare(config)
+    prepared = prepare(config)
     now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
     run_id = uuid.uuid4().hex[:12]
-    stem = f"{spec.name}-{now.strftime('%Y%m%dT%H%M%SZ')}-{run_id}"
-    video_path = (config.out_dir / f"{stem}.mp4").resolve() if config.save_video else None
-    if video_path is not None:
-        video_path.parent.mkdir(parents=True, exist_ok=True)
-    job = _job(config, settings, weights, video_path)
-
-    make_bar = None
-    if progress:
-        from tqdm import tqdm
-
-        total = job["warmup"] + job["repeats"] if config.time_budget_s is None else None
-        make_bar = lambda: tqdm(total=total, desc=spec.name, unit="gen", delay=3, file=sys.stderr, leave=False)  # noqa: E731
-    collector = _Collector(make_bar)
+    stem = f"{prepared.spec.name}-{now.strftime('%Y%m%dT%H%M%SZ')}-{run_id}"
+    header = _header(config, prepared, run_id, now)
+    out = config.out_dir
+    created = _make_dirs(out)
+    video_path = (out / f"{stem}.mp4").resolve() if config.save_video else None
     try:
-        reason = _supervise(job, collector)
-    finally:
-        if collector.progress is not None:
-            collector.progress.close()
+        journal = Journal(out / f"{stem}.journal.jsonl")
+    except OSError as exc:
+        _remove_empty(created)
+        raise UsageError(f"--out {out}: cannot write there ({exc.strerror})") from None
+    messages = [message("header", **header)]
+    journal.append(messages[0])
 
-    if collector.error is not None and collector.error["user"]:
-        raise UsageError(collector.error["message"])
-    if not collector.generations:
-        raise UsageError(f"no generation finished, so nothing was recorded: {reason}")
-    record = build_record(spec, settings, weights, config, job, collector, run_id, now, reason)
-    path = write_new(config.out_dir / f"{stem}.json", record_json(record))
-    exit_code = 0 if reason is None else (130 if "interrupted" in reason else 1)
-    return Outcome(record=record, path=path.resolve(), exit_code=exit_code)
+    def keep(msg: Message) -> None:
+        messages.append(msg)
+        journal.append(msg)
+
+    total = header["run"]["warmup"] + header["run"]["repeats"] if config.time_budget_s is None else None
+    bar = _Progress(progress, prepared.spec.name, total)
+    with _Signals() as signals:
+        try:
+            reason = _supervise(_job(config, prepared.weights, header, video_path), keep, signals, bar)
+        except BaseException as exc:  # a bug in the parent: keep what was measured, then show the traceback
+            reason = f"t2vbench failed while supervising the run ({type(exc).__name__}: {exc})"
+            _finish(messages, journal, out, stem, reason, created)
+            raise
+        finally:
+            bar.close()
+        return _finish(messages, journal, out, stem, reason, created)
 
 
-def build_record(
-    spec: Spec, settings: Settings, weights: str, config: RunConfig, job: dict[str, Any],
-    collector: _Collector, run_id: str, now: datetime.datetime, reason: str | None,
-) -> ResultRecord:
-    loaded = collector.loaded or {}
-    gens = [{k: v for k, v in g.items() if not k.startswith("peak_memory")} for g in collector.generations]
-    gpus_used = 1  # one process drives one device; multi-GPU parallelism is not implemented yet
-    summary = metrics.summarize(gens, settings.num_frames, settings.fps, gpus_used)
-    warnings = metrics.quality_warnings(summary)
-    section, gens, telemetry_warnings = summarize_telemetry(
-        collector.telemetry, gens, metrics.video_seconds(settings.num_frames, settings.fps))
-    warnings += telemetry_warnings
-    if reason is not None:
-        warnings.insert(0, f"incomplete: {reason}; {len(gens)} generation(s) were kept")
-    last = collector.generations[-1]
-    location = None if weights == "random" else (spec.repo_id if weights == "hub" else str(Path(weights).resolve()))
-    return ResultRecord.model_validate({
-        "schema_version": SCHEMA_VERSION,
-        "t2vbench_version": __version__,
-        "run_id": run_id,
-        "created_utc": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "complete": reason is None,
-        "incomplete_reason": reason,
-        "spec": {"name": spec.name, "family": spec.family, "pipeline": spec.pipeline, "repo_id": spec.repo_id,
-                 "sha256": spec.sha256},
-        "settings": {**dataclasses.asdict(settings), "seed": config.seed, "prompt": config.prompt,
-                     "warmup": config.warmup, "repeats": job["repeats"], "time_budget_s": config.time_budget_s,
-                     "device": loaded.get("device", config.device), "dtype": loaded.get("dtype", "float32"),
-                     "gpus_used": gpus_used},
-        "weights": {"source": weights if weights in ("random", "hub") else "local", "location": location},
-        "hardware_class": loaded.get("hardware_class", "unknown"),
-        "environment": loaded.get("environment", {}),
-        "load_s": loaded.get("load_s", 0.0),
-        "warmup_latency_s": collector.warmups,
-        "generations": gens,
-        "summary": summary,
-        "peak_memory_bytes": last["peak_memory_bytes"],
-        "peak_memory_method": last["peak_memory_method"],
-        "warnings": warnings,
-        "telemetry": section,
-        "video_path": collector.video_path,
-    })
+def _finish(messages: list[Message], journal: Journal, out: Path, stem: str, reason: str | None,
+            created: list[Path]) -> Outcome:
+    state = replay(messages)
+    if reason == "failed":
+        reason = failure_reason(state)
+    if not state.generations:
+        journal.remove()
+        _remove_empty(created)
+        if state.failed and state.failed["reason"] == "crash":
+            raise RuntimeError("the worker failed before any generation finished:\n" + state.failed["message"])
+        raise UsageError(reason if state.failed else f"no generation finished, so nothing was recorded: {reason}")
+    try:
+        record = build_record(state, reason)
+        path = write_new(out / f"{stem}.json", record_json(record))
+    except (UsageError, OSError) as exc:
+        journal.close()
+        saved = f"every finished generation is in {journal.path}" if journal.error is None else (
+            f"the journal {journal.path} is incomplete too ({journal.error.strerror})")
+        raise UsageError(f"could not write the record ({exc}); {saved}: run 't2vbench recover "
+                         f"{journal.path}' once the problem is fixed") from None
+    journal.remove()
+    return Outcome(record=record, path=path.resolve(), exit_code=_exit_code(reason))
+
+
+def _exit_code(reason: str | None) -> int:
+    if reason is None:
+        return 0
+    if reason.startswith("interrupted by SIGINT"):
+        return 130
+    if reason.startswith("interrupted by"):
+        return 143
+    return 1
+
+
+def _make_dirs(out: Path) -> list[Path]:
+    """Create out and its missing parents; returns the ones created, deepest first."""
+    missing = []
+    probe = out
+    while not probe.exists():
+        missing.append(probe)
+        probe = probe.parent
+    out.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def _remove_empty(created: list[Path]) -> None:
+    for folder in created:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+def recover(journal_path: str | Path) -> Outcome:
+    """Turn a run's journal into its record, beside it, marked incomplete. Raises UsageError."""
+    from bench.messages import read_journal
+
+    journal_path = Path(journal_path)
+    messages = read_journal(journal_path)
+    state = replay(messages)
+    reason = failure_reason(state) if state.failed else None
+    if reason is None and state.done is None:
+        reason = "recovered from its journal: the run ended before writing its record (was t2vbench killed?)"
+    record = build_record(state, reason)
+    stem = journal_path.name.removesuffix(".journal.jsonl")
+    path = write_new(journal_path.parent / f"{stem}.json", record_json(record))
+    journal_path.unlink()
+    return Outcome(record=record, path=path.resolve(), exit_code=0)

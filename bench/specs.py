@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
+import math
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,15 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 DEFAULT_MODEL = "tiny-wan"
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")  # spec names become file and folder names
+MAX_SPEC_BYTES = 256 * 1024
+
+# What any model can take, before its own constraints: large enough for every published setting, small enough
+# that a typo is refused in a second instead of after minutes of building.
+LIMITS = {"height": (16, 8192), "width": (16, 8192), "num_frames": (1, 2049), "fps": (0.1, 240.0),
+          "steps": (1, 1000), "guidance_scale": (0.0, 100.0), "max_sequence_length": (1, 4096)}
+FLAGS = {"height": "--height", "width": "--width", "num_frames": "--frames", "fps": "--fps", "steps": "--steps",
+         "guidance_scale": "--guidance", "max_sequence_length": "max_sequence_length"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,21 +87,65 @@ def spec_names() -> list[str]:
 
 
 def load_spec(name: str) -> Spec:
-    """Load models/<name>.toml. Raises UsageError (with a 'did you mean') for an unknown name."""
+    """Load models/<name>.toml: names from models/ only (a user's own file goes through load_spec_file).
+    Raises UsageError (with a 'did you mean') for an unknown name."""
     path = models_dir() / f"{name}.toml"
-    if not path.is_file():
+    if not NAME_PATTERN.match(name) or not path.is_file():
         names = spec_names()
         close = difflib.get_close_matches(name, names, n=3, cutoff=0.4)
         hint = f"did you mean {', '.join(close)}? " if close else ""
-        raise UsageError(f"unknown model '{name}': {hint}run 't2vbench models' to list them")
-    raw = path.read_bytes()
-    data = tomllib.loads(raw.decode("utf-8"))
-    return _spec_from_dict(data, path, hashlib.sha256(raw).hexdigest())
+        shown = name if len(name) <= 80 else name[:77] + "..."
+        raise UsageError(f"unknown model '{shown}': {hint}run 't2vbench models' to list them, "
+                         "or pass your own spec file with --spec FILE")
+    return load_spec_file(path)
+
+
+def load_spec_file(path: str | Path) -> Spec:
+    """Load a spec from a TOML file. Raises UsageError naming the file and the bad field."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"--spec {path}: no such file")
+    raw = path.read_bytes()[: MAX_SPEC_BYTES + 1]
+    if len(raw) > MAX_SPEC_BYTES:
+        raise UsageError(f"--spec {path}: larger than {MAX_SPEC_BYTES} bytes; not a model spec")
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+        return _spec_from_dict(data, path, hashlib.sha256(raw).hexdigest())
+    except UnicodeDecodeError:
+        raise UsageError(f"--spec {path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"--spec {path}: not valid TOML ({exc})") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UsageError(f"--spec {path}: {_describe(exc)}; compare with a file under models/") from None
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"missing field {exc.args[0]!r}"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _typed(data: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    value = data[key]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise TypeError(f"field '{key}' must be {getattr(kind, '__name__', kind)}, not {type(value).__name__}")
+    return value
 
 
 def _spec_from_dict(data: dict[str, Any], path: Path, sha256: str) -> Spec:
-    settings = Settings(**data["settings"])
-    constraints = data["constraints"]
+    name = _typed(data, "name", str)
+    if not NAME_PATTERN.match(name):
+        raise ValueError(f"name {name[:80]!r} must be a lowercase slug (letters, digits, '.', '_', '-'; at most 64)")
+    raw_settings = _typed(data, "settings", dict)
+    settings = Settings(**{f.name: _typed(raw_settings, f.name, (int, float) if f.name in ("fps", "guidance_scale")
+                                          else int) for f in dataclasses.fields(Settings)})
+    check_limits(settings)
+    constraints = _typed(data, "constraints", dict)
+    for key in ("frames_multiple", "spatial_multiple"):
+        if not 1 <= _typed(constraints, key, int) <= 256:
+            raise ValueError(f"constraints.{key} must be between 1 and 256")
+    if not all(isinstance(v, dict) and isinstance(v.get("class"), str) for v in _typed(data, "components", dict).values()):
+        raise ValueError("every component needs a 'class' string")
     return Spec(
         name=data["name"],
         family=data["family"],
@@ -112,8 +167,20 @@ def _spec_from_dict(data: dict[str, Any], path: Path, sha256: str) -> Spec:
     )
 
 
+def check_limits(settings: Settings) -> None:
+    """Refuse non-finite or out-of-range numbers. Raises ValueError naming the flag, the value and the range."""
+    for field, (low, high) in LIMITS.items():
+        value = getattr(settings, field)
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and low <= value <= high):
+            raise ValueError(f"{FLAGS[field]} {value} is out of range: give a number from {low:g} to {high:g}")
+
+
 def check_settings(spec: Spec, settings: Settings) -> None:
     """Refuse settings the model's architecture cannot take. Raises UsageError naming the value and the fix."""
+    try:
+        check_limits(settings)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     m = spec.frames_multiple
     if settings.num_frames < 1 or (settings.num_frames - 1) % m:
         lower = max(1, (settings.num_frames - 1) // m * m + 1)

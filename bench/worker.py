@@ -1,28 +1,27 @@
-"""The benchmark worker: runs in its own process (as pyperf does) so a crash or Ctrl-C loses no finished generation.
-
-It sends messages to the parent as (kind, payload) tuples on a queue:
-  loaded      load_s, device, dtype, environment, hardware_class
-  warmup      latency_s
-  generation  one timed generation's raw timings and energy, and the peak memory so far
-  telemetry   static GPU metadata, the sampled series, CPU package energy
-  video       path of the saved mp4
-  done        {}
-  error       user (bool), message
+"""The benchmark worker: runs in its own process (as pyperf does), so a crash or an interrupt loses no finished
+generation. It sends typed messages (bench.messages) as JSON over a pipe, each as soon as it is known: the device
+before the model is built, every generation as it finishes, the telemetry series in chunks while it is sampled.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
 import resource
 import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
-Send = Callable[[str, dict[str, Any]], None]
+from bench.messages import encode, message
+
+Send = Callable[..., None]
+SERIES_CHUNK_S = 2.0  # how often the sampled series is streamed to the parent
 
 
 def resolve_device(requested: str) -> str:
@@ -39,38 +38,80 @@ def resolve_device(requested: str) -> str:
         if index >= torch.cuda.device_count():
             raise UsageError(f"--device {requested}: only {torch.cuda.device_count()} GPU(s) visible")
         return f"cuda:{index}"
-    if requested == "cpu":
-        return "cpu"
-    raise UsageError(f"--device {requested}: use auto, cpu, cuda or cuda:N")
+    return "cpu"  # the parent accepted only auto, cpu, cuda and cuda:N
 
 
-def check_memory(spec: Any, device: str, dtype: Any) -> None:
-    """Refuse a model whose weights alone cannot fit the device, before building anything."""
+def check_memory(spec: Any, device: str, dtype: Any, offload: str | None) -> None:
+    """Refuse a model whose weights alone cannot fit, before building anything. With offloading the weights live
+    in host RAM and only the largest component (model offload) or one block (group, sequential) must fit the GPU."""
     import psutil
     import torch
 
     from bench.build import count_params_meta
     from bench.errors import UsageError
 
-    need = sum(count_params_meta(spec).values()) * torch.finfo(dtype).bits // 8
-    if device == "cpu":
-        have, where = psutil.virtual_memory().available, "free host RAM"
+    bytes_per = torch.finfo(dtype).bits // 8
+    params = count_params_meta(spec)
+    total = sum(params.values()) * bytes_per
+    host = psutil.virtual_memory().available
+    if device == "cpu" or offload:
+        need, have, where = total, host, "free host RAM"
     else:
-        have, where = torch.cuda.mem_get_info(torch.device(device))[0], f"free memory on {device}"
+        need, have, where = total, torch.cuda.mem_get_info(torch.device(device))[0], f"free memory on {device}"
+    if offload == "model":
+        gpu_need, gpu_have = max(params.values()) * bytes_per, torch.cuda.mem_get_info(torch.device(device))[0]
+        if gpu_need > gpu_have:
+            raise UsageError(f"{spec.name}: its largest component needs {gpu_need / 2**30:.1f} GiB but {device} has "
+                             f"{gpu_have / 2**30:.1f} GiB free: use --offload group or sequential")
     if need > have:
         raise UsageError(
             f"{spec.name} needs {need / 2**30:.1f} GiB for its weights in {str(dtype).removeprefix('torch.')} "
-            f"but there is {have / 2**30:.1f} GiB {where}: use a GPU with more memory, --dtype bfloat16, "
-            "or a smaller model"
+            f"but there is {have / 2**30:.1f} GiB {where}: use a GPU with more memory, --offload group, "
+            "--dtype bfloat16, or a smaller model"
         )
 
 
-def peak_memory(device: str) -> tuple[int, str]:
-    import torch
+class PeakMemory:
+    """Peak memory of one generation: torch's allocator peak on a GPU; on the CPU the process's peak resident set,
+    reset before each generation through /proc/self/clear_refs where Linux allows, else the peak since start."""
 
-    if device.startswith("cuda"):
-        return torch.cuda.max_memory_allocated(torch.device(device)), "cuda_max_allocated"
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "process_max_rss"
+    def __init__(self, device: str):
+        self.device = device
+        self.method = "cuda_max_allocated" if device != "cpu" else (
+            "process_peak_rss" if _can_reset_rss() else "process_max_rss")
+
+    def reset(self) -> None:
+        if self.device != "cpu":
+            import torch
+
+            torch.cuda.reset_peak_memory_stats(torch.device(self.device))
+        elif self.method == "process_peak_rss":
+            Path("/proc/self/clear_refs").write_text("5")
+
+    def peak_bytes(self) -> int:
+        if self.device != "cpu":
+            import torch
+
+            return torch.cuda.max_memory_allocated(torch.device(self.device))
+        if self.method == "process_peak_rss":
+            return _vm_hwm_bytes()
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _vm_hwm_bytes() -> int:
+    match = re.search(r"VmHWM:\s+(\d+) kB", Path("/proc/self/status").read_text())
+    if match is None:
+        raise OSError("no VmHWM in /proc/self/status")
+    return int(match.group(1)) * 1024
+
+
+def _can_reset_rss() -> bool:
+    try:
+        _vm_hwm_bytes()
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
 
 
 def _open_telemetry(job: dict[str, Any], device: str) -> Any:
@@ -105,69 +146,131 @@ def _telemetry_info(backend: Any, period_s: float) -> dict[str, Any]:
     }
 
 
-def _run(job: dict[str, Any], send: Send) -> None:
+@contextlib.contextmanager
+def _streamed_telemetry(backend: Any, period_s: float, send: Send) -> Iterator[Any]:
+    """Sample the backend for the duration of the block, sending the series in chunks as it grows; the sampler
+    stops and the last chunk is sent however the block ends."""
+    from bench.telemetry.sampler import Sampler
+
+    if backend.name == "none":
+        yield None
+        return
+    sampler = Sampler(backend, period_s).start()
+    stop = threading.Event()
+
+    def stream() -> None:
+        while not stop.wait(SERIES_CHUNK_S):
+            send("series", columns=sampler.drain())
+
+    thread = threading.Thread(target=stream, daemon=True, name="t2vbench-series")
+    thread.start()
+    try:
+        yield sampler
+    finally:
+        stop.set()
+        thread.join()
+        send("series", columns=sampler.stop())  # stop() hands over what no drain() has, closing sample included
+
+
+def _run(job: dict[str, Any], send: Send, where: dict[str, str]) -> None:
     import torch
 
-    from bench import environment
-    from bench.build import DTYPES, build_pipeline
-    from bench.specs import load_spec
+    from bench import environment, serving
+    from bench.build import DTYPES, build_pipeline, resolve_class
+    from bench.options import Options
+    from bench.specs import load_spec_file
     from bench.telemetry import rapl
-    from bench.telemetry.sampler import Sampler
-    from bench.timing import StageClock, call_kwargs, generate
+    from bench.timing import StageClock, call_kwargs
 
-    spec = load_spec(job["spec_name"])
+    spec = load_spec_file(job["spec_path"])
+    options = Options(**job["options"])
     device = resolve_device(job["device"])
     dtype_name = job["dtype"] if job["dtype"] != "auto" else ("float32" if device == "cpu" else "bfloat16")
     dtype = DTYPES[dtype_name]
-    sync = (lambda: torch.cuda.synchronize(device)) if device != "cpu" else (lambda: None)
-    backend = _open_telemetry(job, device)
-    info = _telemetry_info(backend, job["sample_period_s"])
-    check_memory(spec, device, dtype)
-
-    start = time.perf_counter()
-    pipe = build_pipeline(spec, job["weights"], device, dtype)
-    sync()
+    serving.check_installed(options, resolve_class(spec.components[spec.denoiser]["class"]), device)
     env = environment.describe(device)
-    name = (info["device"] or {}).get("name") or env["device_name"]
-    send("loaded", {
-        "load_s": time.perf_counter() - start,
-        "device": device,
-        "dtype": dtype_name,
-        "environment": env,
-        "hardware_class": environment.hardware_class(name, "cpu" if device == "cpu" else "gpu"),
-    })
+    backend = _open_telemetry(job, device)
+    try:
+        info = _telemetry_info(backend, job["sample_period_s"])
+        name = (info["device"] or {}).get("name") or env["device_name"]
+        send("device", device=device, dtype=dtype_name, environment=env,
+             hardware_class=environment.hardware_class(name, "cpu" if device == "cpu" else "gpu"))
+        send("telemetry", **info)
+        sync = (lambda: torch.cuda.synchronize(device)) if device != "cpu" else (lambda: None)
 
-    send("telemetry", info)  # static part first: a crash later still leaves the record its device metadata
-    clock = StageClock(pipe, sync, backend.energy_j)
-    kwargs = call_kwargs(pipe, job)
-    for k in range(job["warmup"]):
-        timing, _ = generate(pipe, clock, kwargs, job["seed"] - 1 - k, device)
-        send("warmup", {"latency_s": timing["latency_s"]})
-    if device != "cpu":
-        torch.cuda.reset_peak_memory_stats(torch.device(device))
+        where["stage"] = "building the model"
+        applied = serving.cap_memory(options, device)
+        check_memory(spec, device, dtype, options.offload)
+        start = time.perf_counter()
+        pipe = build_pipeline(spec, job["weights"], "cpu" if options.offload else device, dtype)
+        applied.update(serving.place(pipe, options, device))
+        sync()
+        load_s = time.perf_counter() - start
+        clock = StageClock(pipe, sync, backend.energy_j)
+        kwargs = call_kwargs(pipe, job)
+        reference = None
+        if options.needs_reference():
+            where["stage"] = "the plain reference generation"
+            _, reference = _generate(pipe, clock, kwargs, job["seed"], device)
+        applied.update(serving.apply(pipe, spec.denoiser, options, dtype))
+        send("loaded", load_s=load_s, options=applied)
 
-    rapl_before, rapl_reason = rapl.read_packages_uj()
-    sampler = Sampler(backend, job["sample_period_s"]).start() if info["available"] else None
-    t0 = sampler.t0 if sampler else time.perf_counter()
-    frames, index, budget = None, 0, job["time_budget_s"]
-    while index < job["repeats"] and (budget is None or time.perf_counter() - t0 < budget):
-        timing, frames = generate(pipe, clock, kwargs, job["seed"] + index, device, t0)
-        peak, method = peak_memory(device)
-        send("generation", {"index": index, **timing, "peak_memory_bytes": peak, "peak_memory_method": method})
-        index += 1
-    info["series"] = sampler.stop() if sampler else None
-    rapl_after, _ = rapl.read_packages_uj()
-    info["cpu"] = ({"package_energy_j": rapl.package_energy_j(rapl_before, rapl_after), "reason": None}
-                   if rapl_before and rapl_after else {"package_energy_j": None, "reason": rapl_reason})
-    backend.close()
-    send("telemetry", {"series": info["series"], "cpu": info["cpu"]})
-
+        for k in range(job["warmup"]):
+            where["stage"] = f"warm-up {k + 1}"
+            timing, _ = _generate(pipe, clock, kwargs, warmup_seed(job["seed"], k), device)
+            send("warmup", index=k, seed=timing["seed"], latency_s=timing["latency_s"])
+        graphs = serving.compiled_graphs()
+        rapl_before, rapl_reason = rapl.read_packages_uj()
+        with _streamed_telemetry(backend, job["sample_period_s"], send) as sampler:
+            t0 = sampler.t0 if sampler else time.perf_counter()
+            frames = time_generations(pipe, clock, kwargs, job, device, send, where, t0, reference)
+        rapl_after, _ = rapl.read_packages_uj()
+        send("cpu_energy", **_cpu_energy(rapl, rapl_before, rapl_after, rapl_reason))
+    finally:
+        backend.close()
     if job["video_path"] is not None and frames is not None:
         from diffusers.utils import export_to_video
 
         export_to_video(list(frames), job["video_path"], fps=job["settings"]["fps"])
-        send("video", {"path": job["video_path"]})
-    send("done", {})
+        send("video", path=job["video_path"])
+    send("done", recompiles=serving.compiled_graphs() - graphs)
+
+
+def warmup_seed(seed: int, k: int) -> int:
+    """Seeds of warm-up generations: never one a timed generation uses (those are seed, seed + 1, ...)."""
+    return seed - 1 - k
+
+
+def time_generations(pipe: Any, clock: Any, kwargs: dict[str, Any], job: dict[str, Any], device: str, send: Send,
+                     where: dict[str, str], t0: float, reference: Any = None) -> Any:
+    """The timed generations: until `repeats` are done or the time budget is spent. Each is sent as it finishes,
+    with its own peak memory. Returns the last generation's frames."""
+    from bench import serving
+
+    memory = PeakMemory(device)
+    frames, index, budget = None, 0, job["time_budget_s"]
+    while index < job["repeats"] and (budget is None or time.perf_counter() - t0 < budget):
+        where["stage"] = f"timed generation {index + 1}"
+        memory.reset()
+        timing, frames = _generate(pipe, clock, kwargs, job["seed"] + index, device, t0)
+        send("generation", index=index, **timing, peak_memory_bytes=memory.peak_bytes(),
+             peak_memory_method=memory.method)
+        if index == 0 and reference is not None:
+            send("fidelity", **serving.fidelity(reference, frames), seed=job["seed"])
+        index += 1
+    return frames
+
+
+def _generate(pipe: Any, clock: Any, kwargs: dict[str, Any], seed: int, device: str, t0: float = 0.0) -> Any:
+    from bench.timing import generate
+
+    return generate(pipe, clock, kwargs, seed, device, t0)
+
+
+def _cpu_energy(rapl: Any, before: Any, after: Any, reason: str | None) -> dict[str, Any]:
+    if before and after:
+        return {"package_energy_j": rapl.package_energy_j(before, after), "reason": None}
+    return {"package_energy_j": None, "reason": reason}
 
 
 def _quiet_libraries() -> None:
@@ -199,27 +302,40 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, daemon=True, name="t2vbench-parent-watch").start()
 
 
-def worker_main(job: dict[str, Any], queue: Any) -> None:
-    """Entry point of the worker process. Ctrl-C is the parent's to handle: it stops us and keeps our results."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _exit_with_parent()
-
-    def send(kind: str, payload: dict[str, Any]) -> None:
-        queue.put((kind, payload))
-
+def _failure(exc: BaseException, job: dict[str, Any], where: dict[str, str]) -> dict[str, str]:
     from bench.errors import UsageError
 
+    if isinstance(exc, UsageError):
+        return {"reason": "user", "message": str(exc)}
+    if type(exc).__name__ == "OutOfMemoryError":
+        s = job["settings"]
+        return {"reason": "oom", "message": (
+            f"out of GPU memory during {where['stage']} at {s['width']}x{s['height']}, {s['num_frames']} frames, "
+            f"{job['dtype']}: lower --width, --height or --frames, use --offload group, or a GPU with more memory")}
+    return {"reason": "crash", "message": traceback.format_exc()}
+
+
+def worker_main(job: dict[str, Any], conn: Any) -> None:
+    """Entry point of the worker process. Interrupts are the parent's to handle: it stops us and keeps our results.
+    The parent starts us with SIGINT and SIGTERM blocked, so no signal lands before we ignore SIGINT here."""
+    import signal as sig
+
+    signal.signal(sig.SIGINT, sig.SIG_IGN)
+    signal.signal(sig.SIGTERM, sig.SIG_DFL)
+    signal.pthread_sigmask(sig.SIG_UNBLOCK, {sig.SIGINT, sig.SIGTERM})
+    _exit_with_parent()
+    lock = threading.Lock()
+
+    def send(kind: str, **fields: Any) -> None:
+        data = encode(message(kind, **fields))
+        with lock:
+            conn.send_bytes(data)
+
+    where = {"stage": "starting"}
     try:
         _quiet_libraries()
-        _run(job, send)
-    except UsageError as exc:
-        send("error", {"user": True, "message": str(exc)})
+        _run(job, send, where)
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which decides
-        if type(exc).__name__ == "OutOfMemoryError":
-            s = job["settings"]
-            send("error", {"user": True, "message": (
-                f"out of GPU memory at {s['width']}x{s['height']}, {s['num_frames']} frames: lower --width, "
-                "--height or --frames, or use a GPU with more memory"
-            )})
-        else:
-            send("error", {"user": False, "message": traceback.format_exc()})
+        send("failed", **_failure(exc, job, where))
+    finally:
+        conn.close()

@@ -1,0 +1,97 @@
+"""What physics forbids a record to claim. A record can be internally consistent and still be impossible: faster
+than its GPU's peak FLOP/s allows, drawing more energy than its board can, a GPU class on a CPU run, or a telemetry
+summary that its own series contradicts. `load_record` refuses those (the run that writes a record skips this).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from bench import hardware
+from bench.record import ResultRecord
+
+MAX_MFU = 1.0  # achieved FLOP/s over the class's peak dense FLOP/s
+POWER_MARGIN = 1.10  # average board power may exceed the catalogue's board power by this much (boost, sensors)
+
+
+def violations(record: ResultRecord) -> list[str]:
+    """One message per impossibility; an empty list for a record physics allows."""
+    problems = _device_class(record)
+    hw = None if record.hardware_class.startswith("cpu:") else hardware.match_gpu(record.hardware_class)
+    if hw is not None:
+        problems += _energy(record, hw.board_power_w) + _bound(record, hw)
+    problems += _telemetry(record)
+    return problems
+
+
+def _device_class(record: ResultRecord) -> list[str]:
+    on_cpu = record.settings.device == "cpu"
+    if on_cpu != record.hardware_class.startswith("cpu:"):
+        return [f"device '{record.settings.device}' does not match hardware class '{record.hardware_class}'"]
+    return []
+
+
+def _energy(record: ResultRecord, board_power_w: float) -> list[str]:
+    gpus = record.settings.gpus_used
+    limit_w = board_power_w * gpus * POWER_MARGIN
+    out = []
+    for g in record.generations:
+        energy = g.telemetry.energy_j if g.telemetry else None
+        if energy is not None and energy > limit_w * g.latency_s:
+            out.append(f"generation {g.index} used {energy:.0f} J in {g.latency_s:.3g} s, more than {gpus} x "
+                       f"{board_power_w:.0f} W board power allows")
+            break
+    avg = record.telemetry.summary.avg_power_w
+    if avg is not None and avg > limit_w:
+        out.append(f"average power {avg:.0f} W is above {gpus} x {board_power_w:.0f} W board power")
+    return out
+
+
+def _bound(record: ResultRecord, hw: hardware.HardwareClass) -> list[str]:
+    """Faster than the counted FLOPs at 100% of the class's peak is impossible."""
+    flops = _counted_flops(record.spec.name, record.spec.sha256, _settings_tuple(record))
+    if flops is None:
+        return []
+    peak = hw.peak_flops("fp8" if record.settings.options.get("quantize") == "fp8" and hw.fp8_tflops else "bfloat16")
+    floor_s = flops / (peak * record.settings.gpus_used)
+    fastest = min(g.latency_s for g in record.generations)
+    if fastest * MAX_MFU < floor_s:
+        return [f"a generation took {fastest:.3g} s, faster than the physical bound of {floor_s:.3g} s "
+                f"({flops:.3g} FLOPs at {hw.id}'s peak): MFU above 100% is impossible"]
+    return []
+
+
+def _settings_tuple(record: ResultRecord) -> tuple[Any, ...]:
+    s = record.settings
+    return (s.height, s.width, s.num_frames, s.fps, s.steps, s.guidance_scale, s.max_sequence_length)
+
+
+@functools.lru_cache(maxsize=64)
+def _counted_flops(name: str, sha256: str, settings: tuple[Any, ...]) -> float | None:
+    """FLOPs of one video of a known spec at these settings (counted on the meta device), or None when the spec is
+    not one of ours (a user's own spec file cannot be counted here)."""
+    from bench.errors import UsageError
+    from bench.specs import Settings, load_spec
+
+    try:
+        spec = load_spec(name)
+    except UsageError:
+        return None
+    from bench.flops import count_flops
+
+    try:
+        return count_flops(spec, Settings(*settings)).total
+    except UsageError:  # a family the counter does not cover (Mochi)
+        return None
+
+
+def _telemetry(record: ResultRecord) -> list[str]:
+    from bench.telemetry.summary import check_summary
+
+    t = record.telemetry
+    if not t.available:
+        return []
+    gens = [g.model_dump() for g in record.generations]
+    video_s = record.summary["video_seconds_per_generation"]
+    return [f"telemetry: {m}" for m in check_summary(t.model_dump(), gens, video_s)]
