@@ -1,0 +1,258 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.errors import UsageError
+from bench.record import parse_record
+from bench.reference import (
+    MAX_REFERENCE_BYTES,
+    REFERENCE_VERSION,
+    format_reference,
+    load_reference,
+    load_references,
+    parse_reference,
+)
+
+SHIPPED = Path(__file__).resolve().parent.parent / "results" / "reference"
+WAN13_H100 = SHIPPED / "mlenergy-v3_wan2.1-t2v-1.3b_1xh100-sxm_832x480-81f-15fps-50steps-bs1.json"
+MLPERF_B200 = SHIPPED / "mlperf-inference-v6.0_wan2.2-t2v-a14b_8xb200_1280x720-81f-16fps-20steps.json"
+XDIT_8 = SHIPPED / "xdit-docs_hunyuanvideo_8xh100-sxm_1280x720-129f-24fps-50steps-bs1.json"
+FACTORIAL = SHIPPED / "factorial-funds-2024_sora_1xh100-sxm_nosize-1440f-24fps-250steps.json"
+
+
+def _data(path: Path = WAN13_H100) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _refused(data: dict | str | bytes, fragment: str) -> str:
+    text = data if isinstance(data, (str, bytes)) else json.dumps(data)
+    with pytest.raises(UsageError, match=fragment) as exc:
+        parse_reference(text)
+    message = str(exc.value)
+    assert "\n" not in message
+    return message
+
+
+# --- shipped files ---------------------------------------------------------------------------------------------
+
+
+def test_every_shipped_reference_loads():
+    refs = load_references(SHIPPED)
+    assert len(refs) == len(list(SHIPPED.glob("*.json"))) == 23
+    assert all(r.kind == "reference" and r.reference_version == REFERENCE_VERSION for r in refs)
+    assert {r.source.id for r in refs} == {"mlenergy-v3", "mlperf-inference-v6.0", "xdit-docs", "factorial-funds-2024"}
+
+
+def test_one_file_per_source_model_hardware_gpus_and_settings():
+    keys = [(r.source.url, r.model, r.hardware_class, r.gpus, r.settings) for r in load_references(SHIPPED)]
+    assert len(set(keys)) == len(keys)
+
+
+def test_only_the_factorial_figure_is_an_estimate():
+    estimates = [r for r in load_references(SHIPPED) if not r.measured]
+    assert [(r.source.id, r.model) for r in estimates] == [("factorial-funds-2024", "sora")]
+    assert "ESTIMATE" in format_reference(estimates[0])
+
+
+def test_mlenergy_wan_files_say_the_fps_is_mlenergys():
+    for ref in load_references(SHIPPED):
+        if ref.source.id == "mlenergy-v3" and ref.model.startswith("wan"):
+            assert ref.settings.fps == 15
+            assert any("fps 15 is ML.ENERGY's own choice" in n for n in ref.notes)
+
+
+# --- derived throughput, checked against hand computations --------------------------------------------------------
+
+
+def test_wan13_h100_batch1_by_hand():
+    ref = load_reference(WAN13_H100)
+    # 81 frames / 15 fps = 5.4 s of video; 95.357 GPU-s: (5.4 / 60) / (95.357 / 3600) = 3.398
+    assert ref.seconds_per_video == pytest.approx(95.357, abs=1e-3)
+    assert ref.video_seconds() == pytest.approx(5.4)
+    assert ref.video_minutes_per_gpu_hour() == pytest.approx(0.09 * 3600 / 95.35738, rel=1e-6)
+    assert round(ref.video_minutes_per_gpu_hour(), 2) == 3.40  # CONTEXT.md's 3.44 is the batch-32 row
+    # 64.67 kJ / 3600 / (5.4 s / 60) = 199.6 Wh per video-minute
+    assert ref.energy_per_video_minute_wh() == pytest.approx(64671.5085 / 3600 / 0.09, rel=1e-6)
+
+
+def test_wan13_h100_batch32_is_where_344_comes_from():
+    ref = load_reference(SHIPPED / "mlenergy-v3_wan2.1-t2v-1.3b_1xh100-sxm_832x480-81f-15fps-50steps-bs32.json")
+    assert ref.seconds_per_video is None and ref.settings.batch_size == 32
+    # 1 GPU / 0.010628 videos/s = 94.09 GPU-s per video -> 0.09 * 3600 / 94.09 = 3.443
+    assert ref.video_minutes_per_gpu_hour() == pytest.approx(0.09 * 3600 * ref.videos_per_s, rel=1e-9)
+    assert round(ref.video_minutes_per_gpu_hour(), 2) == 3.44
+
+
+def test_mlperf_offline_throughput_is_spread_over_all_gpus():
+    ref = load_reference(MLPERF_B200)
+    assert (ref.gpus, ref.videos_per_s, ref.settings.fps, ref.settings.steps) == (8, 0.0464402, 16, 20)
+    # 8 GPUs / 0.0464402 videos/s = 172.3 GPU-s per video of 81/16 = 5.0625 s: (5.0625/60) / (172.26/3600) = 1.763
+    assert ref.gpu_seconds_per_video() == pytest.approx(8 / 0.0464402)
+    assert ref.video_minutes_per_gpu_hour() == pytest.approx(1.7633, abs=1e-4)
+
+
+def test_multi_gpu_latency_counts_every_gpu():
+    ref = load_reference(XDIT_8)
+    # 337.58 s on 8 GPUs = 2700.64 GPU-s for 129 / 24 = 5.375 s of video: 0.1194 video-min per GPU-hour
+    assert ref.gpu_seconds_per_video() == pytest.approx(2700.64)
+    assert ref.video_minutes_per_gpu_hour() == pytest.approx((5.375 / 60) / (2700.64 / 3600), rel=1e-9)
+
+
+def test_factorial_assumption_is_five_minutes_per_h100_hour():
+    ref = load_reference(FACTORIAL)
+    assert ref.video_seconds() == 60.0
+    assert ref.video_minutes_per_gpu_hour() == pytest.approx(5.0)
+    assert ref.energy_per_video_minute_wh() is None
+
+
+def test_energy_only_reference_has_no_throughput():
+    data = _data()
+    for key in ("seconds_per_video", "videos_per_s", "avg_power_w"):
+        del data[key]
+    ref = parse_reference(json.dumps(data))
+    assert ref.video_minutes_per_gpu_hour() is None and ref.energy_per_video_j == pytest.approx(64671.5085)
+
+
+# --- refusals: one line, naming the field -------------------------------------------------------------------------
+
+
+def test_unknown_field_is_named():
+    data = _data()
+    data["settings"]["teacache"] = True
+    _refused(data, "settings.teacache")
+
+
+def test_nan_is_refused():
+    text = WAN13_H100.read_text(encoding="utf-8").replace('"gpus": 1', '"gpus": 1, "avg_power_w_x": NaN', 1)
+    _refused(text, "NaN is not a number")
+
+
+def test_nan_in_a_figure_is_refused_even_as_a_string_trick():
+    data = _data()
+    data["seconds_per_video"] = "NaN"
+    _refused(data, "seconds_per_video")
+
+
+def test_negative_seconds_are_refused():
+    data = _data()
+    data["seconds_per_video"] = -95.4
+    _refused(data, "field 'seconds_per_video'.*greater than 0")
+
+
+def test_missing_source_url_is_named():
+    data = _data()
+    del data["source"]["url"]
+    _refused(data, "field 'source.url': Field required")
+
+
+def test_non_https_url_is_refused():
+    data = _data()
+    data["source"]["url"] = "javascript:alert(1)"
+    _refused(data, "source.url")
+
+
+def test_duplicate_key_is_refused():
+    text = WAN13_H100.read_text(encoding="utf-8").replace('"gpus": 1', '"gpus": 1, "gpus": 8', 1)
+    _refused(text, "'gpus' appears twice")
+
+
+def test_non_utf8_file_is_refused(tmp_path):
+    path = tmp_path / "latin1.json"
+    path.write_bytes(WAN13_H100.read_text(encoding="utf-8").replace("Initiative", "Initiativ\u00e9").encode("latin-1"))
+    with pytest.raises(UsageError, match="not UTF-8"):
+        load_reference(path)
+
+
+def test_oversized_file_is_refused(tmp_path):
+    path = tmp_path / "big.json"
+    path.write_text(" " * (MAX_REFERENCE_BYTES + 1), encoding="utf-8")
+    with pytest.raises(UsageError, match="larger than"):
+        load_reference(path)
+
+
+@pytest.mark.parametrize("kind", ["measurement", None, "Reference"])
+def test_kind_other_than_reference_is_refused(kind):
+    data = _data()
+    data["kind"] = kind
+    _refused(data, "field 'kind'.*not 'reference'")
+
+
+def test_missing_kind_is_refused():
+    data = _data()
+    del data["kind"]
+    _refused(data, "field 'kind'")
+
+
+def test_a_reference_never_loads_as_a_measurement():
+    with pytest.raises(UsageError, match="schema_version"):
+        parse_record(WAN13_H100.read_text(encoding="utf-8"))
+
+
+def test_newer_version_asks_for_an_upgrade():
+    data = _data()
+    data["reference_version"] = REFERENCE_VERSION + 1
+    _refused(data, "reference_version.*upgrade")
+
+
+def test_unknown_hardware_class_is_named():
+    data = _data()
+    data["hardware_class"] = "h100"
+    _refused(data, "field 'hardware_class'.*t2vbench hardware")
+
+
+def test_float_gpu_count_is_refused():
+    data = _data()
+    data["gpus"] = 1.0
+    _refused(data, "field 'gpus'")
+
+
+def test_no_figure_at_all_is_refused():
+    data = _data()
+    for key in ("seconds_per_video", "videos_per_s", "energy_per_video_j", "avg_power_w"):
+        del data[key]
+    _refused(data, "no figure")
+
+
+def test_latency_and_throughput_that_disagree_are_refused():
+    data = _data()
+    data["seconds_per_video"] = 59.4  # a typo: 0.0105 videos/s means 95.4 s
+    _refused(data, "seconds_per_video x videos_per_s")
+
+
+def test_energy_that_does_not_match_power_times_time_is_refused():
+    data = _data()
+    data["avg_power_w"] = 67.8  # per-GPU vs total or a dropped digit: 67.8 W x 95.4 s is not 64.7 kJ
+    _refused(data, "energy_per_video_j")
+
+
+def test_latency_figure_for_a_batch_is_refused():
+    data = _data()
+    data["settings"]["batch_size"] = 4
+    _refused(data, "batch-1 latency")
+
+
+def test_undated_source_is_refused():
+    data = _data()
+    data["source"]["published"] = data["source"]["data_date"] = None
+    _refused(data, "field 'source'.*published")
+
+
+def test_bad_date_is_named():
+    data = _data()
+    data["source"]["accessed"] = "23/11/2026"
+    _refused(data, "source.accessed")
+
+
+def test_missing_folder_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="no such folder"):
+        load_references(tmp_path / "absent")
+
+
+def test_loader_stops_at_a_bad_file_and_names_it(tmp_path):
+    (tmp_path / "good.json").write_text(WAN13_H100.read_text(encoding="utf-8"), encoding="utf-8")
+    bad = _data()
+    bad["settings"]["fps"] = 0
+    (tmp_path / "bad.json").write_text(json.dumps(bad), encoding="utf-8")
+    with pytest.raises(UsageError, match=r"bad\.json: field 'settings\.fps'"):
+        load_references(tmp_path)
