@@ -42,6 +42,8 @@ class RunState:
             self.series = self.series or {k: [] for k in f["columns"]}
             for key, values in f["columns"].items():
                 self.series.setdefault(key, []).extend(values)
+        elif msg.kind == "telemetry":  # the static description first, read errors at the end
+            self.telemetry = {**(self.telemetry or {}), **f}
         elif msg.kind == "video":
             self.video = f["path"]
         elif msg.kind != "header":

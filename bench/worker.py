@@ -133,19 +133,6 @@ def _open_telemetry(job: dict[str, Any], device: str) -> Any:
         raise UsageError(f"--telemetry {job['telemetry']}: {exc}") from None
 
 
-def _telemetry_info(backend: Any, period_s: float) -> dict[str, Any]:
-    return {
-        "backend": backend.name,
-        "available": backend.name != "none",
-        "unavailable_reason": getattr(backend, "reason", None),
-        "device": backend.static_info() or None,
-        "energy_unsupported_reason": backend.energy_unsupported_reason,
-        "throttle_bits": backend.throttle_bits,
-        "slowdown_reasons": list(backend.slowdown_reasons),
-        "sample_period_s": period_s,
-    }
-
-
 @contextlib.contextmanager
 def _streamed_telemetry(backend: Any, period_s: float, send: Send) -> Iterator[Any]:
     """Sample the backend for the duration of the block, sending the series in chunks as it grows; the sampler
@@ -170,12 +157,16 @@ def _streamed_telemetry(backend: Any, period_s: float, send: Send) -> Iterator[A
         stop.set()
         thread.join()
         send("series", columns=sampler.stop())  # stop() hands over what no drain() has, closing sample included
+        errors = dict(backend.read_errors)
+        if sampler.failures:
+            errors["sampler"] = f"{sampler.failures} sample(s) lost, first: {sampler.first_failure}"
+        send("telemetry", read_errors=errors)
 
 
 def _run(job: dict[str, Any], send: Send, where: dict[str, str]) -> None:
     import torch
 
-    from bench import environment, serving
+    from bench import environment, serving, telemetry
     from bench.build import DTYPES, build_pipeline, resolve_class
     from bench.options import Options
     from bench.specs import load_spec_file
@@ -187,11 +178,12 @@ def _run(job: dict[str, Any], send: Send, where: dict[str, str]) -> None:
     device = resolve_device(job["device"])
     dtype_name = job["dtype"] if job["dtype"] != "auto" else ("float32" if device == "cpu" else "bfloat16")
     dtype = DTYPES[dtype_name]
+    where["dtype"] = dtype_name
     serving.check_installed(options, resolve_class(spec.components[spec.denoiser]["class"]), device)
     env = environment.describe(device)
     backend = _open_telemetry(job, device)
     try:
-        info = _telemetry_info(backend, job["sample_period_s"])
+        info = telemetry.describe(backend, job["sample_period_s"])
         name = (info["device"] or {}).get("name") or env["device_name"]
         send("device", device=device, dtype=dtype_name, environment=env,
              hardware_class=environment.hardware_class(name, "cpu" if device == "cpu" else "gpu"))
@@ -302,26 +294,39 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, daemon=True, name="t2vbench-parent-watch").start()
 
 
+def out_of_memory(exc: BaseException) -> bool:
+    """torch's GPU OutOfMemoryError, its host allocator's failure, or Python's MemoryError."""
+    return (type(exc).__name__ == "OutOfMemoryError" or isinstance(exc, MemoryError)
+            or "can't allocate memory" in str(exc))
+
+
 def _failure(exc: BaseException, job: dict[str, Any], where: dict[str, str]) -> dict[str, str]:
     from bench.errors import UsageError
 
     if isinstance(exc, UsageError):
         return {"reason": "user", "message": str(exc)}
-    if type(exc).__name__ == "OutOfMemoryError":
+    if out_of_memory(exc):
         s = job["settings"]
         return {"reason": "oom", "message": (
-            f"out of GPU memory during {where['stage']} at {s['width']}x{s['height']}, {s['num_frames']} frames, "
-            f"{job['dtype']}: lower --width, --height or --frames, use --offload group, or a GPU with more memory")}
+            f"out of memory during {where['stage']} at {s['width']}x{s['height']}, {s['num_frames']} frames, "
+            f"{where.get('dtype', job['dtype'])} ({str(exc).strip().splitlines()[0][:160]}): lower --width, --height or --frames, "
+            "use --offload group, or a machine with more memory")}
     return {"reason": "crash", "message": traceback.format_exc()}
+
+
+def _exit_on_term(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second SIGTERM must not cut the clean exit short
+    raise SystemExit(128 + signum)
 
 
 def worker_main(job: dict[str, Any], conn: Any) -> None:
     """Entry point of the worker process. Interrupts are the parent's to handle: it stops us and keeps our results.
-    The parent starts us with SIGINT and SIGTERM blocked, so no signal lands before we ignore SIGINT here."""
+    The parent starts us with SIGINT and SIGTERM blocked, so no signal lands before we ignore SIGINT here; the
+    parent's SIGTERM ends us through SystemExit, which no `except Exception` below swallows."""
     import signal as sig
 
     signal.signal(sig.SIGINT, sig.SIG_IGN)
-    signal.signal(sig.SIGTERM, sig.SIG_DFL)
+    signal.signal(sig.SIGTERM, _exit_on_term)  # a clean exit: multiprocessing's finalizers release our semaphores
     signal.pthread_sigmask(sig.SIG_UNBLOCK, {sig.SIGINT, sig.SIGTERM})
     _exit_with_parent()
     lock = threading.Lock()

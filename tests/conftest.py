@@ -1,8 +1,18 @@
+import functools
+
 import pytest
 
 from bench import cli
 
 TINY = ["tiny-wan", "tiny-cogvideox", "tiny-ltx", "tiny-hunyuanvideo", "tiny-mochi"]
+
+
+@functools.cache
+def cuda_available() -> bool:
+    """Whether this host has a CUDA or ROCm GPU visible to torch (device-specific tests say which they need)."""
+    import torch
+
+    return torch.cuda.is_available()
 
 
 @pytest.fixture

@@ -1,6 +1,10 @@
-"""Benchmarks (pytest-benchmark). In the normal test run they execute once as tests; for figures run
-    pytest tests/test_benchmarks.py --benchmark-enable
-Targets, not timed assertions: the harness's instrumentation should cost under 5% of a tiny generation."""
+"""Benchmarks of the harness itself. In the normal test run each executes once, as a test; with
+    python -m pytest tests/test_benchmarks.py --benchmark-enable
+they measure, and the harness check fails when instrumenting a generation (stage clocks, per-step callback,
+device syncs) costs more than 5% over a bare pipeline call: medians of interleaved rounds at the same settings."""
+
+import statistics
+import time
 
 import pytest
 import torch
@@ -9,40 +13,43 @@ from bench.build import build_pipeline
 from bench.specs import load_spec
 from bench.timing import StageClock, call_kwargs, generate
 
+MAX_OVERHEAD = 1.05
+ROUNDS = 30
+
 
 @pytest.fixture(scope="module")
 def tiny_wan():
     spec = load_spec("tiny-wan")
     job = {"settings": {**spec.settings.__dict__}, "prompt": "a cat walks"}
     bare = build_pipeline(spec, "random", "cpu", torch.float32)
-    timed = build_pipeline(spec, "random", "cpu", torch.float32)
+    timed = build_pipeline(spec, "random", "cpu", torch.float32)  # same shapes, so the same work
     clock = StageClock(timed, lambda: None)
     return bare, timed, clock, call_kwargs(bare, job)
 
 
-MEDIANS: dict[str, float] = {}
+def _seconds(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
-def _keep_median(benchmark, name):
-    if benchmark.stats:  # None when benchmarks are disabled (the normal test run)
-        MEDIANS[name] = benchmark.stats.stats.median
-
-
-def test_bench_bare_pipeline_call(benchmark, tiny_wan):
-    bare, _, _, kwargs = tiny_wan
-    out = benchmark(lambda: bare(**kwargs, generator=torch.Generator().manual_seed(0)))
-    _keep_median(benchmark, "bare")
-    assert out.frames.shape[1] == kwargs["num_frames"]
-
-
-def test_bench_harness_generation(benchmark, tiny_wan):
-    _, timed, clock, kwargs = tiny_wan
-    timing, frames = benchmark(lambda: generate(timed, clock, kwargs, 0, "cpu"))
-    _keep_median(benchmark, "harness")
-    if "bare" in MEDIANS:
-        benchmark.extra_info["harness_over_bare_median"] = MEDIANS["harness"] / MEDIANS["bare"]
-        print(f"\nharness / bare pipeline call, median: {MEDIANS['harness'] / MEDIANS['bare']:.3f}")
+def test_harness_overhead_over_a_bare_pipeline_call(benchmark, tiny_wan, request):
+    bare, timed, clock, kwargs = tiny_wan
+    enabled = request.config.getoption("benchmark_enable") or not request.config.getoption("benchmark_disable")
+    bare_call = lambda: bare(**kwargs, generator=torch.Generator().manual_seed(0))  # noqa: E731
+    harness_call = lambda: generate(timed, clock, kwargs, 0, "cpu")  # noqa: E731
+    timing, frames = benchmark(harness_call)
     assert len(frames) == kwargs["num_frames"] and len(timing["step_s"]) == kwargs["num_inference_steps"]
+    if not enabled:
+        return
+    bare_s, harness_s = [], []
+    for _ in range(ROUNDS):  # interleaved, so drift in the machine's speed hits both alike
+        bare_s.append(_seconds(bare_call))
+        harness_s.append(_seconds(harness_call))
+    ratio = statistics.median(harness_s) / statistics.median(bare_s)
+    benchmark.extra_info["harness_over_bare_median"] = ratio
+    print(f"\nharness / bare pipeline call, median of {ROUNDS} interleaved rounds: {ratio:.3f}")
+    assert ratio <= MAX_OVERHEAD, f"the harness costs {ratio - 1:.1%} over a bare call (target < 5%)"
 
 
 def test_bench_sampler_cost_per_sample(benchmark, monkeypatch):

@@ -253,6 +253,7 @@ def test_allow_toy_warns_and_keeps_the_warning_in_the_json(run_cli, tmp_path):
 def test_a_records_measured_power_is_used_only_when_asked(run_cli, monkeypatch, tmp_path):
     data = _with_nvml_telemetry(monkeypatch)
     data["hardware_class"], data["settings"]["device"], data["spec"]["name"] = "nvidia-h100-80gb-hbm3", "cuda:0", "dit"
+    data["spec"]["tiny"] = False
     path = _write(tmp_path / "gpu.json", data)
     d = _fleet_json(run_cli, "--record", path)
     assert d["gpu_figures"]["board_power_w"] == {"value": 700.0, "source": "scenario factorial-2024"}

@@ -168,12 +168,12 @@ def _with_nvml_telemetry(monkeypatch, power_w: float = 650.0) -> dict:
     """The golden record as an NVML run on an H100 would have it, with a constant-power series."""
     from bench.telemetry.nvml import NvmlBackend
     from bench.telemetry.summary import summarize
-    from bench.worker import _telemetry_info
+    from bench.telemetry import describe
     from tests.fakes import FakeGpu, fake_pynvml
 
     monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml([FakeGpu("GPU-aaaa")]))
     data = _as_h100(_golden())
-    info = _telemetry_info(NvmlBackend(0), 0.1)
+    info = describe(NvmlBackend(0), 0.1)
     end = sum(g["latency_s"] for g in data["generations"])
     n = 50
     info["series"] = {"t_s": [end * i / (n - 1) for i in range(n)], "power_w": [power_w] * n,

@@ -49,9 +49,13 @@ def test_unknown_model_suggests_the_close_name():
     ("mochi-1", {"num_frames": 160}, "6k+1"),
     ("ltx-video", {"num_frames": 120}, "8k+1"),
     ("wan2.1-t2v-1.3b", {"height": 470}, "multiple of 16"),
-    ("cogvideox-2b", {"width": 0}, "multiple of 16"),
-    ("wan2.1-t2v-1.3b", {"steps": 0}, "at least 1"),
-    ("wan2.1-t2v-1.3b", {"fps": 0}, "positive"),
+    ("cogvideox-2b", {"width": 0}, "--width 0 is out of range"),
+    ("wan2.1-t2v-1.3b", {"steps": 0}, "--steps 0 is out of range: give a number from 1 to 1000"),
+    ("wan2.1-t2v-1.3b", {"fps": 0}, "--fps 0 is out of range"),
+    ("wan2.1-t2v-1.3b", {"fps": float("inf")}, "--fps inf is out of range"),
+    ("wan2.1-t2v-1.3b", {"steps": 10**20}, "--steps 100000000000000000000 is out of range"),
+    ("wan2.1-t2v-1.3b", {"height": 10**11}, "--height 100000000000 is out of range"),
+    ("wan2.1-t2v-1.3b", {"guidance_scale": float("nan")}, "--guidance nan is out of range"),
 ])
 def test_impossible_settings_are_refused(name, change, fragment):
     spec = load_spec(name)
@@ -63,3 +67,54 @@ def test_impossible_settings_are_refused(name, change, fragment):
 def test_canonical_settings_are_accepted(name):
     spec = load_spec(name)
     check_settings(spec, spec.settings)
+
+
+@pytest.mark.parametrize("name", ["../../../etc/passwd", "models/tiny-wan", "/tmp/x", "tiny-wan.toml", "Tiny-Wan",
+                                  "x" * 65])
+def test_model_names_are_names_from_models_only(name):
+    with pytest.raises(UsageError, match="unknown model") as info:
+        load_spec(name)
+    assert "--spec FILE" in str(info.value)
+
+
+def _user_spec(tmp_path, **edits):
+    from bench.specs import models_dir
+
+    text = (models_dir() / "tiny-wan.toml").read_text()
+    for old, new in edits.items():
+        assert old in text
+        text = text.replace(old, new, 1)
+    path = tmp_path / "mine.toml"
+    path.write_text(text)
+    return path
+
+
+def test_a_user_spec_file_loads_through_spec(tmp_path):
+    from bench.specs import load_spec_file
+
+    spec = load_spec_file(_user_spec(tmp_path, **{'name = "tiny-wan"': 'name = "my-wan"'}))
+    assert spec.name == "my-wan" and spec.family == "wan"
+
+
+@pytest.mark.parametrize("edit,fragment", [
+    ({'name = "tiny-wan"': 'name = "../../../x"'}, "must be a lowercase slug"),
+    ({'name = "tiny-wan"': 'name = 5'}, "field 'name' must be str"),
+    ({"steps = 4": "steps = 4.5"}, "field 'steps' must be int"),
+    ({"steps = 4": "steps = 100000"}, "--steps 100000 is out of range"),
+    ({"[settings]": "[settingz]"}, "missing field 'settings'"),
+    ({'name = "tiny-wan"': 'name = "tiny-wan"\nname = "again"'}, "not valid TOML"),
+])
+def test_bad_user_specs_are_refused_in_one_line(tmp_path, edit, fragment):
+    from bench.specs import load_spec_file
+
+    with pytest.raises(UsageError, match=re.escape(fragment)) as info:
+        load_spec_file(_user_spec(tmp_path, **edit))
+    assert "\n" not in str(info.value)
+
+
+def test_a_user_spec_cannot_write_outside_out(run_cli, tmp_path):
+    """The spec's name becomes the record's file name: a path in it is refused before anything runs."""
+    path = _user_spec(tmp_path, **{'name = "tiny-wan"': 'name = "../../../escaped"'})
+    code, _, err = run_cli("run", "--spec", path, "--out", tmp_path / "out")
+    assert code == 2 and "must be a lowercase slug" in err
+    assert not (tmp_path / "out").exists() and not list(tmp_path.parent.glob("escaped*"))

@@ -1,0 +1,128 @@
+"""The journal and the record made from it: what a run reported survives a record that fails validation, a file
+system without room, and a killed parent; `t2vbench recover` rebuilds the record the run would have written."""
+
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.assemble import build_record, replay
+from bench.errors import UsageError
+from bench.messages import Journal, message, read_journal
+from bench.record import load_record
+
+
+GOLDEN = Path(__file__).parent / "data" / "record-v2-tiny-wan.json"  # a real tiny run's record
+
+
+def test_journal_round_trip_and_a_cut_last_line(tmp_path):
+    path = tmp_path / "j.journal.jsonl"
+    journal = Journal(path)
+    journal.append(message("header", journal_version=1, run_id="abc"))
+    journal.append(message("warmup", index=0, seed=-1, latency_s=0.5))
+    journal.close()
+    with open(path, "a") as f:
+        f.write('{"kind": "generation", "index": 0, "lat')  # the write a crash interrupted
+    messages = read_journal(path)
+    assert [m.kind for m in messages] == ["header", "warmup"]
+    assert messages[1].fields == {"index": 0, "seed": -1, "latency_s": 0.5}
+
+
+def test_journal_never_overwrites_and_is_group_readable(tmp_path):
+    path = tmp_path / "j.journal.jsonl"
+    Journal(path).close()
+    with pytest.raises(FileExistsError):
+        Journal(path)
+
+
+@pytest.mark.parametrize("content,fragment", [
+    ('{"kind": "warmup"}\n', "starts with its run's header"),
+    ('{"kind": "header", "journal_version": 1}\n{"kind": "nonsense"}\n', "unknown or missing 'kind'"),
+    ('{"kind": "header", "journal_version": 1}\nnot json\n{"kind": "done"}\n', "not valid JSON"),
+    ('{"kind": "header", "journal_version": 99}\n', "journal_version 99"),
+])
+def test_malformed_journals_are_refused_in_one_line(tmp_path, content, fragment):
+    path = tmp_path / "j.journal.jsonl"
+    path.write_text(content)
+    with pytest.raises(UsageError, match=fragment):
+        read_journal(path)
+
+
+def _header(record) -> dict:
+    s = record.settings
+    return {"journal_version": 1, "t2vbench_version": record.t2vbench_version, "run_id": record.run_id,
+            "created_utc": record.created_utc, "command": record.command, "label": record.label,
+            "spec": record.spec.model_dump(), "spec_path": "", "gpus_used": 1, "options": {}, "output_changing": [],
+            "settings": {k: getattr(s, k) for k in ("height", "width", "num_frames", "fps", "steps",
+                                                     "guidance_scale", "max_sequence_length")},
+            "run": {"seed": s.seed, "prompt": s.prompt, "warmup": s.warmup, "repeats": s.repeats,
+                    "time_budget_s": s.time_budget_s},
+            "weights": record.weights.model_dump(), "warnings": []}
+
+
+def _messages_of(record, power_w=None):
+    """The messages a worker would have sent for this record (optionally with a telemetry series)."""
+    msgs = [message("header", **_header(record)),
+            message("device", device="cpu", dtype=record.settings.dtype, environment=record.environment,
+                    hardware_class=record.hardware_class),
+            message("telemetry", **{k: v for k, v in record.telemetry.model_dump().items()
+                                    if k in ("backend", "available", "unavailable_reason", "device",
+                                             "energy_unsupported_reason", "sample_period_s")},
+                    throttle_bits={}, slowdown_reasons=[]),
+            message("loaded", load_s=record.load_s, options={})]
+    for g in record.generations:
+        fields = g.model_dump()
+        fields["peak_memory_method"] = record.peak_memory_method
+        msgs.append(message("generation", **fields))
+    if power_w is not None:
+        msgs.append(message("series", columns={"t_s": [0.0, 1.0], "power_w": [power_w, power_w]}))
+    return msgs
+
+
+def test_record_from_messages_equals_the_run_record():
+    record = load_record(GOLDEN)
+    rebuilt = build_record(replay(_messages_of(record)), None)
+    assert rebuilt.generations == record.generations and rebuilt.summary == record.summary
+    assert rebuilt.complete and rebuilt.hardware_class == record.hardware_class
+
+
+def test_telemetry_that_fails_validation_is_dropped_and_the_generations_kept():
+    """A broken sensor reporting 10 MW: the record keeps every generation, says why telemetry is gone."""
+    record = load_record(GOLDEN)
+    msgs = _messages_of(record)
+    msgs[2] = message("telemetry", backend="nvml", available=True, unavailable_reason=None, device={"name": "x"},
+                      energy_unsupported_reason=None, sample_period_s=0.1, throttle_bits={}, slowdown_reasons=[])
+    msgs.append(message("series", columns={"t_s": [0.0, 99.0], "power_w": [1e7, 1e7], "throttle_mask": [0, 0]}))
+    rebuilt = build_record(replay(msgs), "interrupted by SIGINT (Ctrl-C)")
+    assert len(rebuilt.generations) == len(record.generations)
+    assert not rebuilt.complete and not rebuilt.telemetry.available
+    assert "telemetry was dropped" in " ".join(rebuilt.warnings)
+
+
+def test_no_generation_means_no_record():
+    with pytest.raises(UsageError, match="no generation finished"):
+        build_record(replay([message("header", journal_version=1)]), "worker process died")
+
+
+def test_a_full_file_system_keeps_the_journal_and_recover_makes_the_record(tmp_path):
+    """A real write failure: a file-size limit lets the small journal lines through and stops the record."""
+    out = tmp_path / "out"
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    proc = subprocess.run([sys.executable, "-m", "bench.cli", "run", "tiny-wan", "--device", "cpu", "--repeats",
+                           "3", "--prompt", "a cat", "--out", str(out)], capture_output=True, text=True,
+                          preexec_fn=limit, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert "could not write the record" in proc.stderr and "t2vbench recover" in proc.stderr
+    journals = list(out.glob("*.journal.jsonl"))
+    assert len(journals) == 1 and not list(out.glob("*.json"))
+    recovered = subprocess.run([sys.executable, "-m", "bench.cli", "recover", str(journals[0])],
+                               capture_output=True, text=True, timeout=120)
+    assert recovered.returncode == 0, recovered.stderr
+    record = load_record(recovered.stdout.strip().splitlines()[-1].removeprefix("record: "))
+    assert record.complete and len(record.generations) == 3  # the measurement itself had finished
+    assert not journals[0].exists()
