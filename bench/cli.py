@@ -70,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="print a record's summary as run did")
     show.add_argument("record", type=Path)
     show.add_argument("--json", action="store_true")
+    sm = sub.add_parser("submit", help="check records and file them into the results registry")
+    sm.add_argument("records", nargs="+", type=Path, metavar="RECORD")
+    sm.add_argument("--results", type=Path, default=Path("results"), help="the registry folder (default ./results)")
+    sm.add_argument("--allow-toy", action="store_true", help="file CPU and tiny-model records under toy/")
     rec = sub.add_parser("recover", help="turn a run's journal into its record (after a crash or a kill)")
     rec.add_argument("journal", type=Path)
     _add_fleet(sub)
@@ -165,6 +169,19 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_submit(args: argparse.Namespace) -> int:
+    from bench.display import clean
+    from bench.registry import submit
+
+    results = submit(args.records, args.results, args.allow_toy)
+    for f in results:
+        if f.path is None:
+            print(f"refused  {clean(f.source)}: {clean(f.reason)}", file=sys.stderr)
+        else:
+            print(f"filed    {clean(f.path)}" + (f"  ({f.note})" if f.note else ""))
+    return 0 if all(f.path for f in results) else 2
+
+
 def cmd_recover(args: argparse.Namespace) -> int:
     from bench.runner import recover
 
@@ -219,7 +236,8 @@ def cmd_hardware(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"models": cmd_models, "run": cmd_run, "show": cmd_show, "recover": cmd_recover, "fleet": cmd_fleet, "roofline": cmd_roofline,
+COMMANDS = {"models": cmd_models, "run": cmd_run, "show": cmd_show, "recover": cmd_recover,
+            "submit": cmd_submit, "fleet": cmd_fleet, "roofline": cmd_roofline,
             "hardware": cmd_hardware}
 
 

@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from bench.scenarios import Scenario
 
 MEASURED_KINDS = ("record", "results")
-MAX_RESULT_FILES = 10_000  # a registry folder is walked file by file; bound the walk
 TOY_HINT = "measure a real model on a GPU, or pass --allow-toy to size a fleet from it anyway"
 
 
@@ -152,20 +151,11 @@ def from_record(path: str, class_id: str | None = None, allow_toy: bool = False)
 
 
 def _scan(root: Path) -> tuple[list[tuple[Path, ResultRecord]], list[str]]:
-    """Every loadable record under root, and one line per file that is not a valid record."""
-    from bench.record import load_record
+    """Every loadable measured record under root (references, journals and toy/ left out), and one line per file
+    that is not a valid record."""
+    from bench.registry import scan
 
-    paths = sorted(root.rglob("*.json"))
-    if len(paths) > MAX_RESULT_FILES:
-        raise UsageError(f"--results {shown(str(root))}: more than {MAX_RESULT_FILES} JSON files; point it at the "
-                         "folder of one hardware class")
-    records, bad = [], []
-    for path in paths:
-        try:
-            records.append((path, load_record(path)))
-        except UsageError as exc:
-            bad.append(str(exc))
-    return records, bad
+    return scan(root)
 
 
 def _one_setting(groups: dict[str, list], settings: str | None, what: str) -> str:

@@ -1,0 +1,103 @@
+"""`t2vbench submit`: what a stranger's record must pass to enter the registry, and where it is filed."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import metrics
+from bench.specs import load_spec
+
+GOLDEN = Path(__file__).parent / "data" / "record-v2-tiny-wan.json"
+KEY = "32x32-9f-16fps-4steps-g5-bfloat16-1gpu"
+
+
+def _gpu_record(**edits) -> dict:
+    """The golden tiny run, claimed as Wan2.1-1.3B on an H100 at 32x32: slow enough to be physically possible (its
+    counted FLOPs at peak take ~10 ms, the timings are ~36 ms), summary kept consistent."""
+    data = json.loads(GOLDEN.read_text())
+    spec = load_spec("wan2.1-t2v-1.3b")
+    data["spec"] = {**data["spec"], "name": spec.name, "tiny": False, "sha256": spec.sha256, "repo_id": spec.repo_id}
+    data["hardware_class"], data["settings"]["device"], data["settings"]["dtype"] = \
+        "nvidia-h100-80gb-hbm3", "cuda:0", "bfloat16"
+    data.update(edits)
+    s = data["settings"]
+    data["summary"] = metrics.summarize(data["generations"], s["num_frames"], s["fps"], s["gpus_used"])
+    return data
+
+
+def _write(tmp_path, name: str, data: dict) -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(data))
+    return path
+
+
+def _submit(run_cli, tmp_path, *paths, extra=()):
+    return run_cli("submit", *paths, "--results", tmp_path / "results", *extra)
+
+
+def test_a_checked_record_is_filed_by_class_model_and_settings(run_cli, tmp_path):
+    data = _gpu_record()
+    code, out, err = _submit(run_cli, tmp_path, _write(tmp_path, "r.json", data))
+    assert code == 0, err
+    filed = tmp_path / "results" / "nvidia-h100-80gb-hbm3" / "wan2.1-t2v-1.3b" / KEY
+    files = list(filed.glob("*.json"))
+    assert len(files) == 1 and files[0].name.endswith(f"-{data['run_id']}.json")
+    assert str(files[0]) in out
+    assert json.loads(files[0].read_text())["generations"] == data["generations"]
+
+
+def _forged_latency(data: dict) -> dict:
+    for g in data["generations"]:
+        n = len(g["step_s"])
+        g.update(latency_s=1e-9, text_encode_s=0.0, vae_decode_s=0.0, denoise_s=5e-10, step_s=[5e-10 / n] * n)
+    return data
+
+
+@pytest.mark.parametrize("make,fragment", [
+    (lambda: _gpu_record(complete=False, incomplete_reason="interrupted by SIGINT (Ctrl-C)"), "incomplete"),
+    (lambda: json.loads(GOLDEN.read_text()), "made with a CPU run"),
+    (lambda: {**_gpu_record(), "spec": {**_gpu_record()["spec"], "tiny": True}}, "made with the tiny spec"),
+    (lambda: {**_gpu_record(), "summary": {**_gpu_record()["summary"], "video_minutes_per_gpu_hour": 1e4}},
+     "summary.video_minutes_per_gpu_hour"),
+    (lambda: _gpu_record(generations=_forged_latency(_gpu_record())["generations"]), "faster than the physical bound"),
+    (lambda: _gpu_record(hardware_class="nvidia-imaginary-9000"), "not in the catalogue"),
+    (lambda: {**_gpu_record(), "spec": {**_gpu_record()["spec"], "name": "my-own-model"}}, "not in models/"),
+    (lambda: _gpu_record(environment={}), "no environment"),
+])
+def test_records_the_registry_must_not_hold_are_refused_one_line_each(run_cli, tmp_path, make, fragment):
+    code, out, err = _submit(run_cli, tmp_path, _write(tmp_path, "r.json", make()))
+    assert code == 2 and fragment in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "results").exists() or not list((tmp_path / "results").rglob("*.json"))
+
+
+def test_duplicates_are_refused_by_run_id_and_by_content(run_cli, tmp_path):
+    data = _gpu_record()
+    first = _write(tmp_path, "a.json", data)
+    copy = _write(tmp_path, "b.json", {**data, "run_id": "0123456789ab", "label": "mine, honest"})
+    code, out, err = _submit(run_cli, tmp_path, first, first, copy)
+    assert code == 2
+    assert out.count("filed") == 1
+    assert err.count("already filed") == 2
+
+
+def test_toys_go_to_their_own_tree_only_when_allowed(run_cli, tmp_path):
+    code, out, err = _submit(run_cli, tmp_path, GOLDEN, extra=["--allow-toy"])
+    assert code == 0, err
+    assert list((tmp_path / "results" / "toy").rglob("*.json")) and "filed under toy/" in out
+
+
+def test_fleet_reads_the_registry_and_skips_references_and_toys(run_cli, tmp_path):
+    import shutil
+
+    root = tmp_path / "results"
+    shutil.copytree(Path(__file__).parent.parent / "results" / "reference", root / "reference")
+    assert _submit(run_cli, tmp_path, _write(tmp_path, "r.json", _gpu_record()))[0] == 0
+    v1_toy = GOLDEN.parent / "record-v1-tiny-wan.json"  # the v2 golden's generations are filed above already
+    assert _submit(run_cli, tmp_path, v1_toy, extra=["--allow-toy"])[0] == 0
+    code, out, err = run_cli("fleet", "--json", "--results", root, "--model", "wan2.1-t2v-1.3b",
+                             "--hardware", "h100-sxm")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["throughput"]["measured"] is True and d["throughput"]["settings_key"] == KEY
+    assert "not a valid record" not in err
