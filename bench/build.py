@@ -95,9 +95,11 @@ def build_component(entry: dict[str, Any], device: str, dtype: torch.dtype) -> A
 
 
 def build_random(spec: Spec, device: str, dtype: torch.dtype) -> Any:
+    """The pipeline with every component built from its config, and the pipeline's own config from the spec's
+    [pipeline_config] (Wan 2.2: `boundary_ratio` switches from `transformer` to `transformer_2`; `expand_timesteps`)."""
     pipeline_cls = resolve_class(f"diffusers.{spec.pipeline}")
     components = {name: build_component(entry, device, dtype) for name, entry in spec.components.items()}
-    return pipeline_cls(**components)
+    return pipeline_cls(**components, **spec.pipeline_config)
 
 
 def count_params_meta(spec: Spec) -> dict[str, int]:

@@ -35,6 +35,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fps", type=float, help="playback rate used for video seconds (default: the spec's)")
     p.add_argument("--steps", type=int)
     p.add_argument("--guidance", type=float, dest="guidance_scale")
+    p.add_argument("--guidance-2", type=float, dest="guidance_scale_2", help="two-expert models: the low-noise expert's")
+    p.add_argument("--preset", help="a named setting of the spec (e.g. mlperf-v6); the flags above override it")
     p.add_argument("--repeats", type=int, help="timed generations (default 3; with --time-budget, the most)")
     p.add_argument("--time-budget", type=float, dest="time_budget_s", help="time generations for this many seconds")
     p.add_argument("--warmup", type=int, default=1, help="untimed warm-up generations (default 1)")
@@ -86,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     roof.add_argument("--frames", type=int, dest="num_frames")
     roof.add_argument("--steps", type=int)
     roof.add_argument("--guidance", type=float, dest="guidance_scale")
+    roof.add_argument("--guidance-2", type=float, dest="guidance_scale_2", help="two-expert models: the low-noise "
+                      "expert's")
+    roof.add_argument("--preset", help="a named setting of the spec (e.g. mlperf-v6); the flags above override it")
     roof.add_argument("--record", help="a record of this model: its settings are used and MFU per stage is shown")
     roof.add_argument("--json", action="store_true")
     hw = sub.add_parser("hardware", help="the hardware classes and their figures, with sources")
@@ -134,13 +139,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.options import Options
     from bench.runner import RunConfig, run
 
-    overrides = {k: getattr(args, k) for k in ("height", "width", "num_frames", "fps", "steps", "guidance_scale")}
+    overrides = {k: getattr(args, k) for k in ("height", "width", "num_frames", "fps", "steps", "guidance_scale",
+                                               "guidance_scale_2")}
     options = Options(compile=args.compile, attention_backend=args.attention_backend, offload=args.offload,
                       vae_tiling=args.vae_tiling, quantize=args.quantize, cache=args.cache,
                       memory_cap_gib=args.memory_cap_gib, fidelity=args.fidelity)
     config = RunConfig(
         model=args.model, spec_file=args.spec_file, weights=args.weights, device=args.device, dtype=args.dtype,
-        overrides={k: v for k, v in overrides.items() if v is not None},
+        overrides={k: v for k, v in overrides.items() if v is not None}, preset=args.preset,
         repeats=args.repeats, time_budget_s=args.time_budget_s, warmup=args.warmup, seed=args.seed,
         prompt=args.prompt, save_video=args.save_video, out_dir=args.out, telemetry=args.telemetry,
         sample_period_s=args.sample_period_s, options=options, label=args.label, command=tuple(args.argv),
@@ -218,9 +224,10 @@ def cmd_roofline(args: argparse.Namespace) -> int:
     from bench.display import format_roofline
     from bench.roofline import analyze
 
-    overrides = {k: getattr(args, k) for k in ("height", "width", "num_frames", "steps", "guidance_scale")}
+    overrides = {k: getattr(args, k) for k in ("height", "width", "num_frames", "steps", "guidance_scale",
+                                               "guidance_scale_2")}
     result = analyze(args.model, args.hardware, args.dtype, {k: v for k, v in overrides.items() if v is not None},
-                     args.record)
+                     args.record, args.preset)
     print(json.dumps(result, sort_keys=True) if args.json else format_roofline(result))
     return 0
 

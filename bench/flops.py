@@ -3,7 +3,10 @@
 Each component runs once on the meta device (shapes only: no memory, no arithmetic) under torch's FlopCounterMode,
 with inputs shaped as its pipeline would shape them at the given settings. Matmuls, convolutions and attention are
 counted (2 FLOPs per multiply-add); elementwise work is not, which is the usual convention for MFU.
-The tests prove the counter equal to hand-derived formulas for the Wan transformer and the T5 encoder.
+A two-expert model (Wan 2.2 A14B) counts each expert from its own config for the steps it runs, split at the
+pipeline's timestep boundary exactly as WanPipeline splits them.
+The tests prove the counter equal to hand-derived formulas for the Wan transformer (one expert, two experts, per-token
+timesteps) and the T5 encoder.
 """
 
 from __future__ import annotations
@@ -17,28 +20,48 @@ from bench.specs import Settings, Spec
 
 
 @dataclasses.dataclass(frozen=True)
+class Expert:
+    """One denoising network and the steps it runs. One expert for most models; Wan 2.2 A14B has two, switched at a
+    timestep boundary (the high-noise `transformer` first, then the low-noise `transformer_2`)."""
+
+    component: str
+    per_call: float  # FLOPs of one forward pass
+    steps: int
+
+
+@dataclasses.dataclass(frozen=True)
 class Flops:
-    """FLOPs of one video: text encoding, denoising (all steps, all guidance passes) and VAE decode."""
+    """FLOPs of one video: text encoding, denoising (all steps of every expert, all guidance passes), VAE decode."""
 
     text_encode: float
-    denoiser_per_call: float
+    experts: tuple[Expert, ...]
     calls_per_step: int  # 2 with classifier-free guidance as two passes (or a batch of 2), else 1
-    steps: int
     vae_decode: float
 
     @property
+    def steps(self) -> int:
+        return sum(e.steps for e in self.experts)
+
+    @property
     def denoise(self) -> float:
-        return self.denoiser_per_call * self.calls_per_step * self.steps
+        return sum(e.per_call * e.steps for e in self.experts) * self.calls_per_step
+
+    @property
+    def denoiser_per_call(self) -> float:
+        """FLOPs of one denoiser pass, averaged over the steps (the one expert's own figure when there is one)."""
+        return self.denoise / (self.steps * self.calls_per_step) if self.steps else self.experts[0].per_call
 
     @property
     def total(self) -> float:
         return self.text_encode + self.denoise + self.vae_decode
 
-    def as_dict(self) -> dict[str, float]:
+    def as_dict(self) -> dict[str, Any]:
         return {"text_encode_flops": self.text_encode, "denoise_flops": self.denoise,
                 "denoise_per_step_flops": self.denoiser_per_call * self.calls_per_step,
                 "vae_decode_flops": self.vae_decode, "total_flops": self.total,
-                "calls_per_step": self.calls_per_step, "steps": self.steps}
+                "calls_per_step": self.calls_per_step, "steps": self.steps,
+                "experts": [{"component": e.component, "per_call_flops": e.per_call, "steps": e.steps}
+                            for e in self.experts]}
 
 
 def _zeros(*shape: int, dtype: Any = None) -> Any:
@@ -118,6 +141,19 @@ def _text_flops(spec: Spec, components: dict[str, Any], settings: Settings, pass
     return total
 
 
+def expert_steps(spec: Spec, pipe: Any, steps: int) -> list[tuple[str, int]]:
+    """Which denoiser runs how many of the steps. With a `boundary_ratio` (Wan 2.2 A14B), WanPipeline runs
+    `transformer` while the timestep t >= boundary_ratio x num_train_timesteps and `transformer_2` below it; the
+    timesteps come from the spec's own scheduler, so its flow_shift decides the split, as in the real pipeline."""
+    boundary = getattr(pipe, "config", {}).get("boundary_ratio")
+    if boundary is None or getattr(pipe, "transformer_2", None) is None:
+        return [(spec.denoiser, steps)]
+    scheduler = pipe.scheduler
+    scheduler.set_timesteps(steps, device="cpu")
+    high = int((scheduler.timesteps >= boundary * scheduler.config.num_train_timesteps).sum())
+    return [("transformer", high), ("transformer_2", len(scheduler.timesteps) - high)]
+
+
 def count_flops(spec: Spec, settings: Settings) -> Flops:
     """FLOPs of one video at `settings`. Raises UsageError for a family whose FLOPs depend on data."""
     import torch
@@ -131,15 +167,28 @@ def count_flops(spec: Spec, settings: Settings) -> Flops:
         )
     inputs, spatial_attr, temporal_attr = FAMILIES[spec.family]
     components = {n: build_component(e, "meta", torch.bfloat16) for n, e in spec.components.items()}
-    pipe = resolve_class(f"diffusers.{spec.pipeline}")(**components)
+    pipe = resolve_class(f"diffusers.{spec.pipeline}")(**components, **spec.pipeline_config)
     spatial, temporal = int(getattr(pipe, spatial_attr)), int(getattr(pipe, temporal_attr))
     f = (settings.num_frames - 1) // temporal + 1
     h, w = settings.height // spatial, settings.width // spatial
-    denoiser = components[spec.denoiser]
+    # Both experts of a two-expert model take guidance as two passes whenever guidance_scale > 1 (diffusers decides
+    # classifier-free guidance on guidance_scale alone; guidance_scale_2 only weighs the low-noise expert's passes).
     passes = 2 if spec.cfg_doubles_denoiser and settings.guidance_scale > 1 else 1
-    per_call = _count(lambda: denoiser(**inputs(denoiser.config, f, h, w, settings, temporal), return_dict=False))
+    expand = bool(getattr(pipe, "config", {}).get("expand_timesteps"))
+    experts = tuple(Expert(name, _denoiser_call(components[name], inputs, f, h, w, settings, temporal, expand), n)
+                    for name, n in expert_steps(spec, pipe, settings.steps))
     vae = components["vae"]
     channels = vae.config.get("latent_channels") or vae.config.get("z_dim")
     decode = _count(lambda: vae.decode(_zeros(1, channels, f, h, w)))
-    return Flops(text_encode=_text_flops(spec, components, settings, passes), denoiser_per_call=per_call,
-                 calls_per_step=passes, steps=settings.steps, vae_decode=decode)
+    return Flops(text_encode=_text_flops(spec, components, settings, passes), experts=experts,
+                 calls_per_step=passes, vae_decode=decode)
+
+
+def _denoiser_call(denoiser: Any, inputs: Callable[..., dict[str, Any]], f: int, h: int, w: int, s: Settings,
+                   temporal: int, expand: bool) -> float:
+    """FLOPs of one forward pass, each expert counted from its own config."""
+    kwargs = inputs(denoiser.config, f, h, w, s, temporal)
+    if expand:  # Wan 2.2 TI2V: one timestep per latent token, so the time embedding runs once per token
+        pt, ph, pw = denoiser.config.patch_size
+        kwargs["timestep"] = _long(1, (f // pt) * (h // ph) * (w // pw))
+    return _count(lambda: denoiser(**kwargs, return_dict=False))

@@ -8,6 +8,8 @@ Schema versions (bump SCHEMA_VERSION and add an `update_to_N` step for every cha
      options as applied, validated where they are produced), per-generation `peak_memory_bytes`, `fidelity`
      (PSNR/SSIM of output-changing options against a plain generation), `warmup_seeds`; dtype and telemetry
      backend are checked where produced instead of frozen as fixed lists here. v1 files load through update_to_2.
+     Later, still 2: optional `settings.guidance_scale_2` (the low-noise expert's guidance of two-expert models such as
+     Wan 2.2 A14B); absent or null when the model has none, so every earlier v2 record stays valid.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer, model_validator
 
 from bench import metrics
 from bench.errors import UsageError
@@ -64,6 +66,7 @@ class RunSettings(_Strict):
     steps: Annotated[int, Field(ge=1, le=10000)]
     guidance_scale: Annotated[float, Field(ge=0, le=1000)]
     max_sequence_length: Annotated[int, Field(ge=1, le=100000)]
+    guidance_scale_2: Annotated[float, Field(ge=0, le=1000)] | None = None  # two-expert models only (Wan 2.2 A14B)
     seed: int
     prompt: Text
     warmup: Annotated[int, Field(ge=0)]
@@ -73,6 +76,14 @@ class RunSettings(_Strict):
     dtype: Slug
     gpus_used: Annotated[int, Field(ge=1, le=4096)]
     options: Annotated[dict[OptionName, OptionValue], Field(max_length=64)]  # serving options as applied
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_guidance_2(self, handler: Any) -> dict[str, Any]:
+        """Written only when set: a single-expert run's record reads exactly as before, also to older readers."""
+        data = handler(self)
+        if data.get("guidance_scale_2") is None:
+            data.pop("guidance_scale_2", None)
+        return data
 
 
 class Weights(_Strict):
@@ -215,6 +226,8 @@ def settings_key(record: ResultRecord) -> str:
     s = record.settings
     parts = [f"{s.width}x{s.height}", f"{s.num_frames}f", f"{s.fps:g}fps", f"{s.steps}steps",
              f"g{s.guidance_scale:g}", s.dtype, f"{s.gpus_used}gpu"]
+    if s.guidance_scale_2 is not None:  # the low-noise expert's guidance: a different setting, never merged
+        parts.insert(5, f"g2={s.guidance_scale_2:g}")
     from bench.options import DETAIL_KEYS
 
     for name, value in sorted(s.options.items()):

@@ -72,12 +72,13 @@ def factorial_sora() -> dict[str, Any]:
 
 
 def analyze(model: str, class_id: str, dtype: str = "bfloat16", overrides: dict[str, Any] | None = None,
-            record_path: str | None = None) -> dict[str, Any]:
-    """FLOPs, bound and (with a record) MFU of a model at its canonical settings or the overrides."""
+            record_path: str | None = None, preset: str | None = None) -> dict[str, Any]:
+    """FLOPs, bound and (with a record) MFU of a model at its canonical settings, a named preset of its spec, or
+    the overrides (which win over the preset). Raises UsageError for an unknown preset."""
     from bench import hardware
     from bench.flops import count_flops
     from bench.record import load_record
-    from bench.specs import check_settings, load_spec
+    from bench.specs import check_settings, load_spec, preset_settings
 
     spec, hw = load_spec(model), hardware.get(class_id)
     record = load_record(record_path) if record_path else None
@@ -86,14 +87,15 @@ def analyze(model: str, class_id: str, dtype: str = "bfloat16", overrides: dict[
             raise UsageError(f"--record {record_path} measured {record.spec.name}, not {model}")
         r = record.settings
         overrides = {"height": r.height, "width": r.width, "num_frames": r.num_frames, "fps": r.fps,
-                     "steps": r.steps, "guidance_scale": r.guidance_scale}
-    settings = spec.settings.replace(**(overrides or {}))
+                     "steps": r.steps, "guidance_scale": r.guidance_scale, "guidance_scale_2": r.guidance_scale_2}
+    settings = preset_settings(spec, preset).replace(**(overrides or {}))
     check_settings(spec, settings)
     flops = count_flops(spec, settings)
     return {
         "model": model, "hardware": class_id, "dtype": dtype,
         "setting": f"{settings.width}x{settings.height}, {settings.num_frames} frames @ {settings.fps:g} fps, "
-                   f"{settings.steps} steps, guidance {settings.guidance_scale:g}",
+                   f"{settings.steps} steps, guidance {settings.guidance_scale:g}"
+                   + ("" if settings.guidance_scale_2 is None else f" (low-noise expert {settings.guidance_scale_2:g})"),
         "flops": flops.as_dict(),
         "bound": bound(flops, hw, metrics.video_seconds(settings.num_frames, settings.fps), dtype),
         "mfu": mfu(record, flops, hw) if record is not None else None,

@@ -24,7 +24,7 @@ from bench.errors import UsageError
 from bench.messages import JOURNAL_VERSION, Journal, Message, decode, message
 from bench.record import ResultRecord, record_json, write_new
 from bench.telemetry.sampler import DEFAULT_PERIOD_S
-from bench.specs import DEFAULT_MODEL, Settings, Spec, check_settings, load_spec, load_spec_file
+from bench.specs import DEFAULT_MODEL, Settings, Spec, check_settings, load_spec, load_spec_file, preset_settings
 
 DEFAULT_PROMPT = "a red fox walks through a snowy forest at golden hour, cinematic wide shot"
 DEFAULT_OUT = Path("t2vbench-results")
@@ -48,6 +48,7 @@ class RunConfig:
     device: str = "auto"
     dtype: str = "auto"
     overrides: dict[str, Any] = dataclasses.field(default_factory=dict)  # Settings field -> value
+    preset: str | None = None  # a named setting of the spec ([presets.<name>]): defaults < spec < preset < overrides
     repeats: int | None = None
     time_budget_s: float | None = None
     warmup: int = 1
@@ -82,7 +83,7 @@ def prepare(config: RunConfig) -> Prepared:
     from bench.telemetry import CHOICES
 
     spec = load_spec_file(config.spec_file) if config.spec_file else load_spec(config.model)
-    settings = spec.settings.replace(**config.overrides)
+    settings = preset_settings(spec, config.preset).replace(**config.overrides)
     check_settings(spec, settings)
     _check_counts(config)
     if config.telemetry not in CHOICES:

@@ -30,9 +30,12 @@ MAX_SPEC_BYTES = 256 * 1024
 # What any model can take, before its own constraints: large enough for every published setting, small enough
 # that a typo is refused in a second instead of after minutes of building.
 LIMITS = {"height": (16, 8192), "width": (16, 8192), "num_frames": (1, 2049), "fps": (0.1, 240.0),
-          "steps": (1, 1000), "guidance_scale": (0.0, 100.0), "max_sequence_length": (1, 4096)}
+          "steps": (1, 1000), "guidance_scale": (0.0, 100.0), "max_sequence_length": (1, 4096),
+          "guidance_scale_2": (0.0, 100.0)}
 FLAGS = {"height": "--height", "width": "--width", "num_frames": "--frames", "fps": "--fps", "steps": "--steps",
-         "guidance_scale": "--guidance", "max_sequence_length": "max_sequence_length"}
+         "guidance_scale": "--guidance", "max_sequence_length": "max_sequence_length",
+         "guidance_scale_2": "--guidance-2"}
+FLOAT_SETTINGS = ("fps", "guidance_scale", "guidance_scale_2")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +49,7 @@ class Settings:
     steps: int
     guidance_scale: float
     max_sequence_length: int
+    guidance_scale_2: float | None = None  # two-expert models (Wan 2.2 A14B): guidance of the low-noise expert
 
     def replace(self, **overrides: Any) -> Settings:
         """A copy with the non-None overrides applied."""
@@ -71,6 +75,8 @@ class Spec:
     components: dict[str, dict[str, Any]]
     path: Path
     sha256: str
+    pipeline_config: dict[str, Any] = dataclasses.field(default_factory=dict)  # e.g. Wan 2.2's boundary_ratio
+    presets: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # name -> Settings overrides
 
 
 def models_dir() -> Path:
@@ -136,9 +142,7 @@ def _spec_from_dict(data: dict[str, Any], path: Path, sha256: str) -> Spec:
     name = _typed(data, "name", str)
     if not NAME_PATTERN.match(name):
         raise ValueError(f"name {name[:80]!r} must be a lowercase slug (letters, digits, '.', '_', '-'; at most 64)")
-    raw_settings = _typed(data, "settings", dict)
-    settings = Settings(**{f.name: _typed(raw_settings, f.name, (int, float) if f.name in ("fps", "guidance_scale")
-                                          else int) for f in dataclasses.fields(Settings)})
+    settings = Settings(**_settings_fields(_typed(data, "settings", dict), "settings", required=True))
     check_limits(settings)
     constraints = _typed(data, "constraints", dict)
     for key in ("frames_multiple", "spatial_multiple"):
@@ -146,7 +150,7 @@ def _spec_from_dict(data: dict[str, Any], path: Path, sha256: str) -> Spec:
             raise ValueError(f"constraints.{key} must be between 1 and 256")
     if not all(isinstance(v, dict) and isinstance(v.get("class"), str) for v in _typed(data, "components", dict).values()):
         raise ValueError("every component needs a 'class' string")
-    return Spec(
+    spec = Spec(
         name=data["name"],
         family=data["family"],
         title=data["title"],
@@ -164,13 +168,65 @@ def _spec_from_dict(data: dict[str, Any], path: Path, sha256: str) -> Spec:
         components=data["components"],
         path=path,
         sha256=sha256,
+        pipeline_config=_pipeline_config(data.get("pipeline_config", {})),
     )
+    return dataclasses.replace(spec, presets=_presets(spec, data.get("presets", {})))
+
+
+def _settings_fields(raw: dict[str, Any], where: str, required: bool) -> dict[str, Any]:
+    """Settings fields from a TOML table: known names only, typed; every field without a default when required."""
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ValueError(f"{where}: unknown setting {unknown[0]!r}; known: {', '.join(fields)}")
+    wanted = [n for n, f in fields.items() if n in raw or required and f.default is dataclasses.MISSING]
+    return {n: _typed(raw, n, (int, float) if n in FLOAT_SETTINGS else int) for n in wanted}
+
+
+def _pipeline_config(raw: Any) -> dict[str, Any]:
+    """Extra arguments of the pipeline class (e.g. Wan 2.2's boundary_ratio): plain scalars only."""
+    if not isinstance(raw, dict) or not all(isinstance(v, (bool, int, float, str)) for v in raw.values()):
+        raise ValueError("pipeline_config must be a table of numbers, booleans and strings")
+    ratio = raw.get("boundary_ratio")
+    if ratio is not None and (isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio <= 1):
+        raise ValueError("pipeline_config.boundary_ratio must be a number in (0, 1]")
+    return raw
+
+
+def _presets(spec: Spec, raw: Any) -> dict[str, dict[str, Any]]:
+    """Named settings: each a table of Settings overrides that must fit the model like any command line."""
+    if not isinstance(raw, dict):
+        raise ValueError("presets must be tables: [presets.<name>]")
+    presets = {}
+    for name, table in raw.items():
+        if not NAME_PATTERN.match(name) or not isinstance(table, dict):
+            raise ValueError(f"preset {name[:80]!r} must be a lowercase slug naming a table of settings")
+        presets[name] = _settings_fields(table, f"presets.{name}", required=False)
+        try:
+            check_settings(spec, spec.settings.replace(**presets[name]))
+        except UsageError as exc:
+            raise ValueError(f"presets.{name}: {exc}") from None
+    return presets
+
+
+def preset_settings(spec: Spec, preset: str | None) -> Settings:
+    """The spec's settings with the named preset applied (None: as they are). Raises UsageError for a name the spec
+    does not define, listing the ones it does."""
+    if preset is None:
+        return spec.settings
+    if preset not in spec.presets:
+        known = f"its presets are {', '.join(sorted(spec.presets))}" if spec.presets else "it has none"
+        shown = preset if len(preset) <= 80 else preset[:77] + "..."
+        raise UsageError(f"--preset {shown!r} is not a preset of {spec.name}: {known}")
+    return spec.settings.replace(**spec.presets[preset])
 
 
 def check_limits(settings: Settings) -> None:
     """Refuse non-finite or out-of-range numbers. Raises ValueError naming the flag, the value and the range."""
     for field, (low, high) in LIMITS.items():
         value = getattr(settings, field)
+        if value is None and field == "guidance_scale_2":  # optional: the pipeline's own default applies
+            continue
         if not (isinstance(value, (int, float)) and math.isfinite(value) and low <= value <= high):
             raise ValueError(f"{FLAGS[field]} {value} is out of range: give a number from {low:g} to {high:g}")
 
@@ -198,6 +254,9 @@ def check_settings(spec: Spec, settings: Settings) -> None:
         raise UsageError(f"--fps {settings.fps} is impossible: the playback rate must be positive")
     if not settings.guidance_scale >= 0:
         raise UsageError(f"--guidance {settings.guidance_scale} is impossible: guidance must be >= 0")
+    if settings.guidance_scale_2 is not None and spec.pipeline_config.get("boundary_ratio") is None:
+        raise UsageError(f"--guidance-2 {settings.guidance_scale_2:g} does not fit {spec.name}: only two-expert "
+                         "models (a boundary_ratio, e.g. wan2.2-t2v-a14b) have a second guidance scale")
 
 
 def all_specs() -> list[Spec]:

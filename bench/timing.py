@@ -88,6 +88,8 @@ def call_kwargs(pipe: Any, job: dict[str, Any]) -> dict[str, Any]:
         "max_sequence_length": s["max_sequence_length"],
         "output_type": "np",
     }
+    if s.get("guidance_scale_2") is not None:  # only two-expert pipelines take it (Wan 2.2 A14B's low-noise expert)
+        kwargs["guidance_scale_2"] = s["guidance_scale_2"]
     if "frame_rate" in inspect.signature(pipe.__call__).parameters:  # LTX conditions on playback rate
         kwargs["frame_rate"] = s["fps"]
     return kwargs

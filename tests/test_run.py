@@ -179,6 +179,7 @@ def test_models_lists_every_spec(run_cli):
     code, out, _ = run_cli("models")
     assert code == 0
     for name in ("wan2.1-t2v-1.3b", "wan2.1-t2v-14b", "cogvideox-2b", "cogvideox-5b", "ltx-video", "hunyuanvideo",
-                 "mochi-1", "tiny-wan", "tiny-mochi"):
+                 "mochi-1", "tiny-wan", "tiny-mochi", "wan2.2-t2v-a14b", "wan2.2-ti2v-5b", "tiny-wan2.2-a14b",
+                 "tiny-wan2.2-ti2v"):
         assert name in out
     assert "832x480" in out and "81@16fps" in out

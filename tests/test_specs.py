@@ -9,12 +9,13 @@ from bench.specs import all_specs, check_settings, load_spec, spec_names
 from tests.conftest import TINY
 
 FULL = [s for s in spec_names() if not s.startswith("tiny-")]
+WAN22_TINY = {"tiny-wan2.2-a14b": "wan2.2-t2v-a14b", "tiny-wan2.2-ti2v": "wan2.2-ti2v-5b"}
 
 
 def test_every_required_model_has_a_spec():
     assert set(FULL) >= {"wan2.1-t2v-1.3b", "wan2.1-t2v-14b", "cogvideox-2b", "cogvideox-5b", "ltx-video",
-                         "hunyuanvideo", "mochi-1"}
-    assert set(TINY) <= set(spec_names())
+                         "hunyuanvideo", "mochi-1", "wan2.2-t2v-a14b", "wan2.2-ti2v-5b"}
+    assert set(TINY) | set(WAN22_TINY) <= set(spec_names())
 
 
 @pytest.mark.parametrize("name", FULL)
@@ -28,6 +29,34 @@ def test_full_size_config_matches_published_size(name):
 def test_wan_1_3b_is_not_the_14b_default():
     assert count_params_meta(load_spec("wan2.1-t2v-1.3b"))["transformer"] == 1_418_996_800
     assert count_params_meta(load_spec("wan2.1-t2v-14b"))["transformer"] == 14_288_491_584
+
+
+def test_wan22_a14b_is_two_14b_experts():
+    """Model card and README: 'A14B', two experts of about 14B each, 27B total, 14B active per step."""
+    counted = count_params_meta(load_spec("wan2.2-t2v-a14b"))
+    assert counted["transformer"] == counted["transformer_2"] == 14_288_491_584  # each expert is a Wan2.1-14B shape
+    total = counted["transformer"] + counted["transformer_2"]
+    assert abs(total - 27e9) / 27e9 < 0.15, total  # 28.58B counted: "27B" is the authors' rounding
+    assert counted["vae"] == 126_892_531  # the Wan2.1 VAE, as in wan2.1-t2v-14b
+    assert counted["vae"] == count_params_meta(load_spec("wan2.1-t2v-14b"))["vae"]
+
+
+def test_wan22_ti2v_5b_and_its_high_compression_vae():
+    counted = count_params_meta(load_spec("wan2.2-ti2v-5b"))
+    assert counted["transformer"] == 4_999_787_712  # model card: "5B"
+    assert "transformer_2" not in counted
+    assert counted["vae"] == 704_688_668  # the Wan2.2 VAE (z_dim 48, residual, decoder_base_dim 256), not 2.1's 127M
+
+
+@pytest.mark.parametrize("tiny_name,full_name", WAN22_TINY.items())
+def test_wan22_tiny_specs_are_tiny_and_share_the_real_classes(tiny_name, full_name):
+    tiny, full = load_spec(tiny_name), load_spec(full_name)
+    assert tiny.pipeline == full.pipeline and tiny.tiny and not full.tiny
+    assert {k: v["class"] for k, v in tiny.components.items()} == {k: v["class"] for k, v in full.components.items()}
+    assert tiny.pipeline_config == full.pipeline_config  # same boundary_ratio / expand_timesteps
+    assert tiny.components["vae"]["config"]["z_dim"] == full.components["vae"]["config"]["z_dim"]
+    assert (tiny.settings.guidance_scale_2 is None) == (full.settings.guidance_scale_2 is None)
+    assert sum(count_params_meta(tiny).values()) < 5_000_000
 
 
 @pytest.mark.parametrize("name", TINY)
