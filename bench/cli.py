@@ -49,6 +49,10 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--telemetry", default="auto", help=f"{' | '.join(CHOICES)} (auto probes NVML, then amdsmi)")
     p.add_argument("--sample-period", type=float, default=DEFAULT_PERIOD_S, dest="sample_period_s",
                    help=f"seconds between telemetry samples (default {DEFAULT_PERIOD_S})")
+    g = p.add_argument_group("several devices (one node)")
+    g.add_argument("--gpus", help="data parallel: one worker per GPU (N or all), each making its own videos")
+    g.add_argument("--workers", type=int, help="data parallel over N workers (with --device cpu: the same path on the CPU)")
+    g.add_argument("--parallel", help="context parallel: ulysses=N[,ring=M] GPUs make each video together")
     o = p.add_argument_group("serving options (each recorded; output-changing ones get a fidelity figure)")
     o.add_argument("--compile", action="store_true", help="regional torch.compile of the denoiser's repeated block")
     o.add_argument("--attention-backend", help="a diffusers attention backend: native, _native_cudnn, flash, sage, ...")
@@ -68,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     models = sub.add_parser("models", help="list model specs")
     models.add_argument("--params", action="store_true", help="count denoiser parameters (builds on meta; slower)")
+    models.add_argument("--memory", action="store_true",
+                        help="which models' weights fit 24/48/80 GiB, plain and offloaded (the memory model)")
     _add_run(sub)
     show = sub.add_parser("show", help="print a record's summary as run did")
     show.add_argument("record", type=Path)
@@ -126,6 +132,14 @@ def cmd_models(args: argparse.Namespace) -> int:
     from bench.specs import all_specs
 
     specs = all_specs()
+    if args.memory:
+        from bench.display import table
+        from bench.memory import FIT_HEADER, fit_table
+
+        print(table(fit_table([s for s in specs if not s.tiny]), FIT_HEADER))
+        print("weights only, from parameter counts on the meta device; activations, the CUDA context and the VAE "
+              "decode add more: measure a fit with run --memory-cap GIB")
+        return 0
     params: dict[str, int | None] = {s.name: s.published_params for s in specs}
     if args.params:
         from bench.build import count_params_meta
@@ -150,6 +164,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         repeats=args.repeats, time_budget_s=args.time_budget_s, warmup=args.warmup, seed=args.seed,
         prompt=args.prompt, save_video=args.save_video, out_dir=args.out, telemetry=args.telemetry,
         sample_period_s=args.sample_period_s, options=options, label=args.label, command=tuple(args.argv),
+        workers=args.workers, gpus=args.gpus, parallel=args.parallel,
     )
     outcome = run(config, progress=not args.json)
     _print_record(outcome.record, outcome.path, args.json)

@@ -57,6 +57,7 @@ def format_run(record: ResultRecord, path: Path | str) -> str:
         f"  timed generations   {int(s['generations'])} (warm-up {len(warm)}, load {record.load_s:.1f} s, both "
         "excluded)" + (f"; cold start: first warm-up {warm[0]:.1f} s" if warm and st.options.get("compile") else ""),
         f"  video min / GPU-hour  {s['video_minutes_per_gpu_hour']:.4g}",
+        *_server_lines(record),
         f"  GPU-s / video-s       {s['gpu_seconds_per_video_second']:.4g}",
         f"  latency p50 / p90     {s['latency_p50_s']:.3f} s / {s['latency_p90_s']:.3f} s "
         f"(spread {s['latency_rel_stdev']:.1%})",
@@ -74,6 +75,22 @@ def format_run(record: ResultRecord, path: Path | str) -> str:
     out += [f"  warning: {clean(w)}" for w in record.warnings]
     out.append(f"record: {clean(path)}")
     return "\n".join(out)
+
+
+def _server_lines(record: ResultRecord) -> list[str]:
+    """Multi-GPU runs: the whole server's figure over its timed window, the spread between workers, who failed."""
+    s, st = record.summary, record.settings
+    if st.gpus_used == 1 or "server_video_minutes_per_gpu_hour" not in s:
+        return []
+    mode = "data parallel" if st.options.get("parallel") == "data" else f"context parallel {st.options.get('parallel')}"
+    lines = [f"  server ({st.gpus_used} GPUs, {clean(mode)})  {s['server_video_minutes_per_gpu_hour']:.4g} video-min "
+             f"per GPU-hour over the {s['server_window_s']:.1f} s window; workers differ by "
+             f"{s['per_worker_rel_spread']:.1%}"]
+    for w in record.workers or []:
+        if w.failed:
+            lines.append(f"  worker {w.index} ({clean(w.device)}) stopped after {w.generations} generation(s): "
+                         f"{clean(w.failed)}")
+    return lines
 
 
 def format_options(options: dict) -> str:

@@ -4,7 +4,8 @@ torch), and the journal they are appended to as they arrive.
 Every message is one JSON line in the journal: {"kind": ..., **fields}. The first line is the run's header, written by
 the parent before the worker starts, so a journal alone is enough to rebuild the record (`t2vbench recover`).
 
-  header      run id, time, command line, label, spec, settings, options, weights, out path (parent)
+  header      run id, time, command line, label, spec, settings, options, layout, weights (parent)
+Every other message carries `worker`, the index of the worker that sent it (0 on single-GPU runs).
   device      device, dtype, environment, hardware class: sent before the model is built
   telemetry   the telemetry backend's static description
   loaded      seconds to build or load the pipeline; the serving options as applied
@@ -14,6 +15,8 @@ the parent before the worker starts, so a journal alone is enough to rebuild the
   cpu_energy  CPU package energy over the timed generations
   fidelity    PSNR/SSIM of the first timed generation against a plain one of the same seed
   video       path of the saved mp4
+  step        one denoising step finished (progress only: not journaled)
+  ready       warm-up done; the worker waits for the parent's start signal (multi-worker runs)
   done        the worker finished
   failed      the worker stopped early: why ('user', 'oom' or 'crash') and a message
 """
@@ -32,7 +35,7 @@ from bench.jsonsafe import loads_strict
 JOURNAL_VERSION = 1
 MAX_JOURNAL_BYTES = 256 * 1024 * 1024
 KINDS = ("header", "device", "telemetry", "loaded", "warmup", "generation", "series", "cpu_energy", "fidelity", "video",
-         "done", "failed")
+         "step", "ready", "done", "failed")
 
 
 @dataclasses.dataclass(frozen=True)

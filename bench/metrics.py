@@ -1,7 +1,10 @@
 """The definitions every figure in t2vbench uses, in one place.
 
 - video seconds of one generation = num_frames / fps
-- GPU-seconds = timed wall seconds x GPUs used (model load and warm-up excluded)
+- GPU-seconds = timed wall seconds x GPUs one generation occupies (model load and warm-up excluded): all GPUs of a
+  context-parallel run, one GPU per generation under data parallelism (each worker has its own)
+- server figures: the window from the first timed start to the last timed end, x every GPU of the run, so idle
+  GPUs waiting for a slower one count against the server
 - video minutes per GPU-hour = (sum of video seconds / 60) / (GPU-seconds / 3600)
 - GPU-seconds per video-second is its inverse, printed beside it
 """
@@ -37,12 +40,19 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
-def summarize(generations: Sequence[dict[str, Any]], num_frames: int, fps: float, gpus_used: int) -> dict[str, float]:
-    """Summary figures of timed generations; each generation holds latency_s and its stage times in seconds."""
+def gpus_per_generation(gpus_used: int, parallel: str | None) -> int:
+    """GPUs one generation occupies: 1 under data parallelism ('data'), every GPU of the run otherwise."""
+    return 1 if parallel == "data" else gpus_used
+
+
+def summarize(generations: Sequence[dict[str, Any]], num_frames: int, fps: float, gpus_used: int,
+              parallel: str | None = None) -> dict[str, float]:
+    """Summary figures of timed generations; each holds latency_s and its stage times in seconds, and (for the
+    server figures) telemetry.start_s/end_s on one clock shared by all workers, and its worker index."""
     latencies = [g["latency_s"] for g in generations]
     n = len(latencies)
     wall_s = sum(latencies)
-    gpu_s = wall_s * gpus_used
+    gpu_s = wall_s * gpus_per_generation(gpus_used, parallel)
     video_s = video_seconds(num_frames, fps) * n
     mean_s = wall_s / n
     stages = {k: sum(g[k] for g in generations) / n for k in ("text_encode_s", "denoise_s", "vae_decode_s")}
@@ -66,6 +76,26 @@ def summarize(generations: Sequence[dict[str, Any]], num_frames: int, fps: float
         "step_mean_s": sum(steps) / len(steps) if steps else 0.0,
         "vae_decode_mean_s": stages["vae_decode_s"],
         "other_mean_s": mean_s - sum(stages.values()),
+        **_server(generations, video_s, gpus_used, num_frames, fps),
+    }
+
+
+def _server(generations: Sequence[dict[str, Any]], video_s: float, gpus_used: int, num_frames: int, fps: float
+            ) -> dict[str, float]:
+    """Whole-run figures: the window all GPUs were held, and the spread between workers' own throughputs."""
+    spans = [g.get("telemetry") for g in generations]
+    if any(t is None for t in spans):  # records from before generation times were kept
+        return {}
+    window_s = max(t["end_s"] for t in spans) - min(t["start_s"] for t in spans)
+    per_worker: dict[int, list[float]] = {}
+    for g in generations:
+        per_worker.setdefault(g.get("worker") or 0, []).append(g["latency_s"])
+    rates = [video_minutes_per_gpu_hour(video_seconds(num_frames, fps) * len(v), sum(v)) for v in per_worker.values()]
+    return {
+        "server_window_s": window_s,
+        "server_video_minutes_per_gpu_hour": video_minutes_per_gpu_hour(video_s, window_s * gpus_used),
+        "workers": len(per_worker),
+        "per_worker_rel_spread": statistics.stdev(rates) / statistics.mean(rates) if len(rates) > 1 else 0.0,
     }
 
 

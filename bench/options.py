@@ -25,7 +25,7 @@ CACHES = ("first-block", "faster", "pab", "magcache")
 LOSSY_ATTENTION_PREFIXES = ("sage", "_sage")
 MAX_MEMORY_CAP_GIB = 4096.0
 # Recorded beside the options but describing them, not choosing them: left out of the settings key.
-DETAIL_KEYS = ("quantized", "memory_cap_of_gib")
+DETAIL_KEYS = ("quantized", "memory_cap_of_gib", "parallel_hooks")
 
 
 @dataclasses.dataclass(frozen=True)

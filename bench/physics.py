@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from bench import hardware
+from bench import hardware, metrics
 from bench.record import ResultRecord
 
 MAX_MFU = 1.0  # achieved FLOP/s over the class's peak dense FLOP/s
@@ -32,8 +32,15 @@ def _device_class(record: ResultRecord) -> list[str]:
     return []
 
 
+def _gpus(record: ResultRecord) -> int:
+    """GPUs one generation occupies (one under data parallelism)."""
+    return metrics.gpus_per_generation(record.settings.gpus_used, record.settings.options.get("parallel"))
+
+
 def _energy(record: ResultRecord, board_power_w: float) -> list[str]:
-    gpus = record.settings.gpus_used
+    """Each generation's energy is its own GPU's (worker 0's under data parallelism), the run's average power the
+    first worker's: neither may exceed the board power of the GPUs it covers."""
+    gpus = _gpus(record)
     limit_w = board_power_w * gpus * POWER_MARGIN
     out = []
     for g in record.generations:
@@ -54,7 +61,7 @@ def _bound(record: ResultRecord, hw: hardware.HardwareClass) -> list[str]:
     if flops is None:
         return []
     peak = hw.peak_flops("fp8" if record.settings.options.get("quantize") == "fp8" and hw.fp8_tflops else "bfloat16")
-    floor_s = flops / (peak * record.settings.gpus_used)
+    floor_s = flops / (peak * _gpus(record))
     fastest = min(g.latency_s for g in record.generations)
     if fastest * MAX_MFU < floor_s:
         return [f"a generation took {fastest:.3g} s, faster than the physical bound of {floor_s:.3g} s "
@@ -86,12 +93,34 @@ def _counted_flops(name: str, sha256: str, settings: tuple[Any, ...]) -> float |
         return None
 
 
+def record_flops(record: ResultRecord) -> float | None:
+    """FLOPs of one video of the record's spec at its settings, counted once per process; None where the spec is
+    not one of ours or its family cannot be counted."""
+    return _counted_flops(record.spec.name, record.spec.sha256, _settings_tuple(record))
+
+
+@functools.lru_cache(maxsize=64)
+def spec_flops(name: str, settings: Any) -> float | None:
+    """FLOPs of one video of the models/ spec `name` at `settings` (a bench.specs.Settings), counted once per
+    process; None for a name models/ does not have or a family that cannot be counted."""
+    from bench.errors import UsageError
+    from bench.flops import count_flops
+    from bench.specs import load_spec, spec_names
+
+    if name not in spec_names():  # a name from a file is never turned into a path
+        return None
+    try:
+        return count_flops(load_spec(name), settings).total
+    except UsageError:  # a family the counter does not cover (Mochi)
+        return None
+
+
 def _telemetry(record: ResultRecord) -> list[str]:
     from bench.telemetry.summary import check_summary
 
     t = record.telemetry
     if not t.available:
         return []
-    gens = [g.model_dump() for g in record.generations]
+    gens = [g.model_dump() for g in record.generations if g.worker == 0]  # the section is worker 0's
     video_s = record.summary["video_seconds_per_generation"]
     return [f"telemetry: {m}" for m in check_summary(t.model_dump(), gens, video_s)]

@@ -10,6 +10,10 @@ Schema versions (bump SCHEMA_VERSION and add an `update_to_N` step for every cha
      backend are checked where produced instead of frozen as fixed lists here. v1 files load through update_to_2.
      Later, still 2: optional `settings.guidance_scale_2` (the low-noise expert's guidance of two-expert models such as
      Wan 2.2 A14B); absent or null when the model has none, so every earlier v2 record stays valid.
+  3  several GPUs: per-generation `worker`, `workers` (each worker's device, class, telemetry, failure), server
+     figures in the summary (`server_window_s`, `server_video_minutes_per_gpu_hour`, `workers`,
+     `per_worker_rel_spread`); `settings.options.parallel` is 'data' or 'ulysses=U,ring=R' on multi-GPU runs.
+     v2 files load through update_to_3, which adds only the new summary figures, recomputed from their raw times.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from bench import metrics
 from bench.errors import UsageError
 from bench.jsonsafe import loads_strict
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MAX_RECORD_BYTES = 64 * 1024 * 1024  # records come from strangers: bound what we parse
 
 Seconds = Annotated[float, Field(ge=0, le=1e7)]
@@ -157,6 +161,7 @@ class Generation(_Strict):
     step_s: Annotated[list[Seconds], Field(max_length=10000)]
     telemetry: GenerationTelemetry | None = None
     peak_memory_bytes: Annotated[int, Field(ge=0, le=2**50)] | None = None  # this generation's own peak
+    worker: Annotated[int, Field(ge=0, le=4095)] = 0  # which worker (GPU) made it, under data parallelism
 
     @model_validator(mode="after")
     def _stages_fit(self) -> Generation:
@@ -164,6 +169,17 @@ class Generation(_Strict):
         if staged > self.latency_s * (1 + 1e-6):
             raise ValueError(f"stage times add up to {staged} s, more than latency_s {self.latency_s} s")
         return self
+
+
+class WorkerReport(_Strict):
+    """One worker of a multi-GPU run: where it ran, what it measured of its own GPU, and how it ended."""
+
+    index: Annotated[int, Field(ge=0, le=4095)]
+    device: Annotated[str, Field(max_length=50)]
+    hardware_class: HardwareClassName
+    generations: Annotated[int, Field(ge=0)]
+    failed: Text | None
+    telemetry: Telemetry | None
 
 
 class Fidelity(_Strict):
@@ -177,7 +193,7 @@ class Fidelity(_Strict):
 
 
 class ResultRecord(_Strict):
-    schema_version: Literal[2]
+    schema_version: Literal[3]
     t2vbench_version: Annotated[str, Field(max_length=50)]
     command: Annotated[list[Text], Field(max_length=200)]  # the command line that ran, as argv
     label: Annotated[str, Field(max_length=200)] | None
@@ -201,14 +217,14 @@ class ResultRecord(_Strict):
     telemetry: Telemetry
     fidelity: Fidelity | None = None
     video_path: Text | None = None
+    workers: Annotated[list[WorkerReport], Field(max_length=4096)] | None = None  # multi-GPU runs only
 
     @model_validator(mode="after")
     def _summary_recomputes(self) -> ResultRecord:
         """Every summary figure must follow from the raw timings."""
         s = self.settings
-        expected = metrics.summarize(
-            [g.model_dump() for g in self.generations], s.num_frames, s.fps, s.gpus_used
-        )
+        expected = metrics.summarize([g.model_dump() for g in self.generations], s.num_frames, s.fps, s.gpus_used,
+                                     s.options.get("parallel"))
         if set(expected) != set(self.summary):
             raise ValueError(f"summary keys differ from {sorted(expected)}")
         for key, value in expected.items():
@@ -247,7 +263,20 @@ def update_to_2(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-MIGRATIONS = {1: update_to_2}  # version N -> the step that makes it N + 1
+def update_to_3(data: dict[str, Any]) -> dict[str, Any]:
+    """v2 -> v3: single-GPU runs; the summary gains the server figures, recomputed from the raw times. Figures the
+    file already has are left as they are, so a forged one is still caught by the validation that follows."""
+    out = {**data, "schema_version": 3}
+    try:
+        s = data["settings"]
+        expected = metrics.summarize(data["generations"], s["num_frames"], s["fps"], s["gpus_used"])
+        out["summary"] = {**{k: v for k, v in expected.items() if k not in data["summary"]}, **data["summary"]}
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        pass  # malformed: validation names the field
+    return out
+
+
+MIGRATIONS = {1: update_to_2, 2: update_to_3}  # version N -> the step that makes it N + 1
 
 
 def parse_record(text: str | bytes, origin: str = "record") -> ResultRecord:

@@ -39,8 +39,11 @@ def bound(flops: Flops, hw: HardwareClass, video_s: float, dtype: str = "bfloat1
 
 
 def mfu(record: ResultRecord, flops: Flops, hw: HardwareClass) -> dict[str, float | None]:
-    """Model FLOP utilization of each stage of a measured record: achieved FLOP/s over peak FLOP/s."""
-    peak = hw.peak_flops(record.settings.dtype)
+    """Model FLOP utilization of each stage of a measured record: achieved FLOP/s over the peak FLOP/s of the GPUs
+    one generation occupies. On a context-parallel record this is its parallel efficiency against the single-GPU
+    bound: N GPUs at 100% would make each video N times faster than one."""
+    gpus = metrics.gpus_per_generation(record.settings.gpus_used, record.settings.options.get("parallel"))
+    peak = hw.peak_flops(record.settings.dtype) * gpus
     s = record.summary
 
     def ratio(work: float, seconds: float) -> float | None:

@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import multiprocessing
 import os
-import signal
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
-from bench import __version__, options as options_mod
+from bench import __version__, parallel
+from bench import options as options_mod
 from bench.assemble import build_record, failure_reason, replay
 from bench.errors import UsageError
-from bench.messages import JOURNAL_VERSION, Journal, Message, decode, message
+from bench.messages import JOURNAL_VERSION, Journal, Message, message
+from bench.parallel import Layout
+from bench.progress import Progress
+from bench.supervise import Signals, supervise
 from bench.record import ResultRecord, record_json, write_new
 from bench.telemetry.sampler import DEFAULT_PERIOD_S
 from bench.specs import DEFAULT_MODEL, Settings, Spec, check_settings, load_spec, load_spec_file, preset_settings
@@ -35,7 +36,6 @@ MAX_LABEL_CHARS = 200
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 SAMPLE_PERIOD_RANGE_S = (0.001, 60.0)
-HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +61,9 @@ class RunConfig:
     options: options_mod.Options = options_mod.Options()
     label: str | None = None
     command: tuple[str, ...] = ()
+    workers: int | None = None  # data parallel: this many workers (GPUs, or CPU processes with --device cpu)
+    gpus: str | None = None  # data parallel over N GPUs, or 'all'
+    parallel: str | None = None  # context parallel: 'ulysses=N[,ring=M]'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +79,8 @@ class Prepared:
     settings: Settings
     weights: str
     warnings: list[str]
+    layout: Layout
+    device: str  # the device request after the layout (e.g. --gpus implies cuda)
 
 
 def prepare(config: RunConfig) -> Prepared:
@@ -104,10 +109,13 @@ def prepare(config: RunConfig) -> Prepared:
         check_local_dir(weights)
     elif weights == "hub" and spec.repo_id is None:
         raise UsageError(f"{spec.name} has no hub repo: use --weights random or a local diffusers directory")
-    warnings = options_mod.check(config.options, config.device, weights)
+    lay, device = parallel.layout(config.workers, config.gpus, config.parallel, config.device)
+    warnings = options_mod.check(config.options, device, weights)
     if config.options.compile and config.warmup < 1:
         raise UsageError("--compile with --warmup 0 would time the compilation: use --warmup 1 or more")
-    return Prepared(spec, settings, weights, warnings)
+    if lay.mode == "context" and config.time_budget_s is not None:
+        raise UsageError("--time-budget with --parallel: every rank must make the same generations; use --repeats")
+    return Prepared(spec, settings, weights, warnings, lay, device)
 
 
 def _check_counts(config: RunConfig) -> None:
@@ -158,132 +166,25 @@ def _header(config: RunConfig, p: Prepared, run_id: str, now: datetime.datetime)
         "settings": dataclasses.asdict(p.settings),
         "run": {"seed": config.seed, "prompt": config.prompt, "warmup": config.warmup, "repeats": repeats,
                 "time_budget_s": config.time_budget_s},
-        "gpus_used": 1,
-        "options": asked, "output_changing": o.output_changing,
+        "gpus_used": p.layout.workers, "parallel": p.layout.label,
+        "options": {**asked, **({"parallel": p.layout.label} if p.layout.label else {})},
+        "output_changing": o.output_changing,
         "weights": {"source": p.weights if p.weights in ("random", "hub") else "local", "location": location},
         "warnings": p.warnings,
     }
 
 
-def _job(config: RunConfig, weights: str, header: dict[str, Any], video_path: Path | None) -> dict[str, Any]:
-    return {
-        "spec_path": header["spec_path"], "settings": header["settings"], "weights": weights,
-        "device": config.device, "dtype": config.dtype, **header["run"], "options": dataclasses.asdict(config.options),
-        "video_path": str(video_path) if video_path else None, "telemetry": config.telemetry,
-        "sample_period_s": config.sample_period_s,
+def _jobs(config: RunConfig, p: Prepared, header: dict[str, Any], video_path: Path | None) -> list[dict[str, Any]]:
+    """One job per worker: the same settings, its own device and index."""
+    base = {
+        "spec_path": header["spec_path"], "settings": header["settings"], "weights": p.weights,
+        "dtype": config.dtype, **header["run"], "options": dataclasses.asdict(config.options),
+        "telemetry": config.telemetry, "sample_period_s": config.sample_period_s,
+        "layout": dataclasses.asdict(p.layout), "world": p.layout.workers,
+        "rendezvous": f"tcp://127.0.0.1:{parallel.free_port()}" if p.layout.mode == "context" else None,
     }
-
-
-class _Signals:
-    """Turns SIGINT, SIGTERM and SIGHUP into a flag the supervising loop checks: an interrupt never lands in the
-    middle of a journal write, and none is lost."""
-
-    def __init__(self) -> None:
-        self.received: int | None = None
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> _Signals:
-        for s in HANDLED_SIGNALS:
-            self._old[s] = signal.signal(s, self._take)
-        return self
-
-    def _take(self, signum: int, frame: Any) -> None:
-        self.received = self.received or signum
-
-    def __exit__(self, *exc: Any) -> None:
-        for s, handler in self._old.items():
-            signal.signal(s, handler)
-
-
-def _supervise(job: dict[str, Any], on_message: Any, signals: _Signals, bar: Any) -> str | None:
-    """Run the worker to its end, passing each message on. Returns None when it finished, else why it did not."""
-    from bench.worker import worker_main
-
-    ctx = multiprocessing.get_context("spawn")
-    receive, send = ctx.Pipe(duplex=False)  # a pipe, not a Queue: no semaphores left behind
-    proc = ctx.Process(target=worker_main, args=(job, send), daemon=True, name="t2vbench-worker")
-    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, set(HANDLED_SIGNALS))  # the worker starts with them blocked
-    try:
-        proc.start()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-    send.close()
-    finished = False
-    try:
-        reason = _pump(proc, receive, on_message, signals, bar)
-        finished = reason is None or reason == "failed"
-        return reason
-    finally:
-        if finished:  # let it exit on its own: a terminated worker leaves its semaphores to the resource tracker
-            proc.join(30)
-        if proc.is_alive():
-            proc.terminate()
-            proc.join(5)
-            if proc.is_alive():
-                proc.kill()
-        proc.join()
-        _drain(receive, on_message)
-        receive.close()
-
-
-def _pump(proc: Any, receive: Any, on_message: Any, signals: _Signals, bar: Any) -> str | None:
-    while True:
-        if signals.received is not None:
-            name = signal.Signals(signals.received).name
-            return f"interrupted by {name}" + (" (Ctrl-C)" if name == "SIGINT" else "")
-        try:
-            ready = receive.poll(0.2)
-            msg = decode(receive.recv_bytes()) if ready else None
-        except (EOFError, OSError):
-            msg, ready = None, False
-        if msg is not None:
-            on_message(msg)
-            bar.update(msg)
-            if msg.kind == "done":
-                return None
-            if msg.kind == "failed":
-                return "failed"
-        elif not proc.is_alive():
-            _drain(receive, on_message)
-            return f"worker process died ({_describe_exit(proc.exitcode)})"
-
-
-def _drain(receive: Any, on_message: Any) -> None:
-    try:
-        while receive.poll(0.05):
-            on_message(decode(receive.recv_bytes()))
-    except (EOFError, OSError):
-        return
-
-
-def _describe_exit(code: int | None) -> str:
-    if code is not None and code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit code {code}"
-
-
-class _Progress:
-    """A progress bar over generations (warm-up included) on stderr; silent when off."""
-
-    def __init__(self, enabled: bool, name: str, total: int | None):
-        self.enabled, self.name, self.total, self.bar = enabled, name, total, None
-
-    def update(self, msg: Message) -> None:
-        if not self.enabled:
-            return
-        if msg.kind == "loaded" and self.bar is None:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=self.total, desc=self.name, unit="gen", delay=3, file=sys.stderr, leave=False)
-        elif msg.kind in ("warmup", "generation") and self.bar is not None:
-            self.bar.update(1)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+    return [{**base, "worker": i, "device": parallel.worker_device(p.device, i, p.layout),
+             "video_path": str(video_path) if video_path and i == 0 else None} for i in range(p.layout.workers)]
 
 
 def run(config: RunConfig, progress: bool = True) -> Outcome:
@@ -305,14 +206,20 @@ def run(config: RunConfig, progress: bool = True) -> Outcome:
     journal.append(messages[0])
 
     def keep(msg: Message) -> None:
+        if msg.fields["worker"] == 0:
+            bar.update(msg)
+        if msg.kind == "step":  # progress only: nothing to keep
+            return
         messages.append(msg)
         journal.append(msg)
 
-    total = header["run"]["warmup"] + header["run"]["repeats"] if config.time_budget_s is None else None
-    bar = _Progress(progress, prepared.spec.name, total)
-    with _Signals() as signals:
+    plan = header["run"]
+    bar = Progress(progress, prepared.spec.name, prepared.settings.steps, plan["warmup"],
+                   None if config.time_budget_s else plan["repeats"])
+    with Signals() as signals:
         try:
-            reason = _supervise(_job(config, prepared.weights, header, video_path), keep, signals, bar)
+            reason = supervise(_jobs(config, prepared, header, video_path), keep, signals,
+                               all_or_none=prepared.layout.mode == "context")
         except BaseException as exc:  # a bug in the parent: keep what was measured, then show the traceback
             reason = f"t2vbench failed while supervising the run ({type(exc).__name__}: {exc})"
             _finish(messages, journal, out, stem, reason, created)
@@ -327,12 +234,14 @@ def _finish(messages: list[Message], journal: Journal, out: Path, stem: str, rea
     state = replay(messages)
     if reason == "failed":
         reason = failure_reason(state)
-    if not state.generations:
+    if not state.generations():
         journal.remove()
         _remove_empty(created)
-        if state.failed and state.failed["reason"] == "crash":
-            raise RuntimeError("the worker failed before any generation finished:\n" + state.failed["message"])
-        raise UsageError(reason if state.failed else f"no generation finished, so nothing was recorded: {reason}")
+        failed = [w.failed for w in state.workers.values() if w.failed]
+        if any(f["reason"] == "crash" for f in failed):
+            crash = next(f for f in failed if f["reason"] == "crash")
+            raise RuntimeError("the worker failed before any generation finished:\n" + crash["message"])
+        raise UsageError(reason if failed else f"no generation finished, so nothing was recorded: {reason}")
     try:
         record = build_record(state, reason)
         path = write_new(out / f"{stem}.json", record_json(record))
@@ -382,8 +291,8 @@ def recover(journal_path: str | Path) -> Outcome:
     journal_path = Path(journal_path)
     messages = read_journal(journal_path)
     state = replay(messages)
-    reason = failure_reason(state) if state.failed else None
-    if reason is None and state.done is None:
+    reason = failure_reason(state)
+    if reason is None and any(w.done is None for w in state.workers.values()):
         reason = "recovered from its journal: the run ended before writing its record (was t2vbench killed?)"
     record = build_record(state, reason)
     stem = journal_path.name.removesuffix(".journal.jsonl")

@@ -85,25 +85,36 @@ def place(pipe: Any, options: Options, device: str) -> dict[str, Any]:
 def apply(pipe: Any, denoiser: str, options: Options, dtype: torch.dtype) -> dict[str, Any]:
     """Apply the options that change how the work is computed (after the plain reference generation, when there is
     one). Returns what was applied, for the record. Compilation comes last, over the hooks the others install."""
-    model = getattr(pipe, denoiser)
+    models = denoisers(pipe, denoiser)
     applied: dict[str, Any] = {}
     if options.attention_backend is not None:
-        model.set_attention_backend(options.attention_backend)
+        for model in models:
+            model.set_attention_backend(options.attention_backend)
         applied["attention_backend"] = options.attention_backend
     if options.vae_tiling:
         pipe.vae.enable_tiling()
         applied["vae_tiling"] = True
+    names = ", ".join(m.__class__.__name__ for m in models)
     if options.quantize == "fp8":
-        model.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=dtype)
+        for model in models:
+            model.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=dtype)
         applied["quantize"] = "fp8"
-        applied["quantized"] = f"{denoiser} weights (fp8 e4m3 storage, {str(dtype).removeprefix('torch.')} compute)"
+        applied["quantized"] = f"{names} weights (fp8 e4m3 storage, {str(dtype).removeprefix('torch.')} compute)"
     if options.cache is not None:
-        model.enable_cache(_cache_config(options.cache, pipe))
+        for model in models:
+            model.enable_cache(_cache_config(options.cache, pipe))
         applied["cache"] = options.cache
     if options.compile:
-        model.compile_repeated_blocks(fullgraph=True)
-        applied["compile"] = "regional:" + ",".join(model._repeated_blocks)
+        for model in models:
+            model.compile_repeated_blocks(fullgraph=True)
+        applied["compile"] = "regional:" + ",".join(models[0]._repeated_blocks)
     return applied
+
+
+def denoisers(pipe: Any, denoiser: str) -> list[Any]:
+    """The denoising networks an option must reach: two-expert pipelines (Wan 2.2 A14B) have a second one."""
+    second = getattr(pipe, "transformer_2", None)
+    return [getattr(pipe, denoiser)] + ([second] if second is not None else [])
 
 
 def _cache_config(kind: str, pipe: Any) -> Any:

@@ -142,12 +142,20 @@ def from_record(path: str, class_id: str | None = None, allow_toy: bool = False)
         if asked.id != hw.id:
             raise UsageError(f"--hardware {asked.id} disagrees with the record's GPU {shown(r.hardware_class)} "
                              f"({hw.id}); drop --hardware")
-    value = _checked(r.summary["video_minutes_per_gpu_hour"], f"{label}: its throughput")
+    value = _checked(per_gpu(r), f"{label}: its throughput")
     source = (f"{label}: {shown(r.spec.name)} ({_setting(r)}) on {shown(r.hardware_class)}, {value:.4g} video-min per "
               "GPU-hour measured")
     if hw is None:
         source += "; that GPU is not in the hardware catalogue"
     return Throughput(value, "record", source, hw, _power_per_gpu(r), settings_key(r), tuple(warnings))
+
+
+def per_gpu(r: ResultRecord) -> float:
+    """Video-min per GPU-hour a fleet can count on: on a multi-GPU record the server's, over the window every GPU was
+    held (a GPU waiting for a slower one counts), else the record's own figure."""
+    if r.settings.gpus_used > 1 and "server_video_minutes_per_gpu_hour" in r.summary:
+        return r.summary["server_video_minutes_per_gpu_hour"]
+    return r.summary["video_minutes_per_gpu_hour"]
 
 
 def _scan(root: Path) -> tuple[list[tuple[Path, ResultRecord]], list[str]]:
@@ -196,7 +204,7 @@ def from_results(root: str, model: str, class_id: str, settings: str | None = No
         groups.setdefault(settings_key(r), []).append(r)
     key = _one_setting(groups, settings, what)
     chosen = groups[key]
-    values = [_checked(r.summary["video_minutes_per_gpu_hour"], f"a record of {model}") for r in chosen]
+    values = [_checked(per_gpu(r), f"a record of {model}") for r in chosen]
     median = statistics.median(values)
     powers = [_power_per_gpu(r) for r in chosen]
     power = statistics.median(powers) if all(p is not None for p in powers) else None

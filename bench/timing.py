@@ -16,9 +16,11 @@ class StageClock:
     Step 0 runs from the end of text encoding, so it includes preparing latents and timesteps.
     """
 
-    def __init__(self, pipe: Any, sync: Callable[[], None], energy: Callable[[], float | None] = lambda: None):
+    def __init__(self, pipe: Any, sync: Callable[[], None], energy: Callable[[], float | None] = lambda: None,
+                 notify: Callable[[int], None] = lambda step: None):
         self.sync = sync
         self.energy = energy
+        self.notify = notify  # told after each step's mark: progress, outside the timed region's arithmetic
         self.reset()
         pipe.encode_prompt = self._timed(pipe.encode_prompt, "text_encode")
         pipe.vae.decode = self._timed(pipe.vae.decode, "vae_decode")
@@ -49,6 +51,7 @@ class StageClock:
         self.sync()
         self.step_marks.append(time.perf_counter())
         self.last_step_j = self.energy()
+        self.notify(step)
         return callback_kwargs
 
     def stages(self, start: float, start_j: float | None) -> dict[str, Any]:

@@ -42,33 +42,30 @@ def resolve_device(requested: str) -> str:
 
 
 def check_memory(spec: Any, device: str, dtype: Any, offload: str | None) -> None:
-    """Refuse a model whose weights alone cannot fit, before building anything. With offloading the weights live
-    in host RAM and only the largest component (model offload) or one block (group, sequential) must fit the GPU."""
+    """Refuse a model whose weights alone cannot fit, before building anything (bench.memory's model: with
+    offloading the weights live in host RAM and only part of them must fit the GPU)."""
     import psutil
     import torch
 
-    from bench.build import count_params_meta
+    from bench import memory
     from bench.errors import UsageError
 
-    bytes_per = torch.finfo(dtype).bits // 8
-    params = count_params_meta(spec)
-    total = sum(params.values()) * bytes_per
+    parts = memory.component_bytes(spec, torch.finfo(dtype).bits // 8)
+    dtype_name = str(dtype).removeprefix("torch.")
     host = psutil.virtual_memory().available
     if device == "cpu" or offload:
-        need, have, where = total, host, "free host RAM"
-    else:
-        need, have, where = total, torch.cuda.mem_get_info(torch.device(device))[0], f"free memory on {device}"
-    if offload == "model":
-        gpu_need, gpu_have = max(params.values()) * bytes_per, torch.cuda.mem_get_info(torch.device(device))[0]
-        if gpu_need > gpu_have:
-            raise UsageError(f"{spec.name}: its largest component needs {gpu_need / 2**30:.1f} GiB but {device} has "
-                             f"{gpu_have / 2**30:.1f} GiB free: use --offload group or sequential")
+        if sum(parts.values()) > host:
+            raise UsageError(f"{spec.name} needs {sum(parts.values()) / 2**30:.1f} GiB of host RAM for its weights in "
+                             f"{dtype_name} but {host / 2**30:.1f} GiB is free: use a machine with more memory")
+        if device == "cpu":
+            return
+    need = memory.gpu_bytes(parts, offload, memory.blocks(spec))
+    have = torch.cuda.mem_get_info(torch.device(device))[0]
     if need > have:
-        raise UsageError(
-            f"{spec.name} needs {need / 2**30:.1f} GiB for its weights in {str(dtype).removeprefix('torch.')} "
-            f"but there is {have / 2**30:.1f} GiB {where}: use a GPU with more memory, --offload group, "
-            "--dtype bfloat16, or a smaller model"
-        )
+        how = "its weights" if offload is None else f"the part of its weights --offload {offload} keeps on the GPU"
+        raise UsageError(f"{spec.name} needs {need / 2**30:.1f} GiB on {device} for {how} in {dtype_name} but "
+                         f"{have / 2**30:.1f} GiB is free: use --offload group, a GPU with more memory, or a smaller "
+                         "model")
 
 
 class PeakMemory:
@@ -163,10 +160,11 @@ def _streamed_telemetry(backend: Any, period_s: float, send: Send) -> Iterator[A
         send("telemetry", read_errors=errors)
 
 
-def _run(job: dict[str, Any], send: Send, where: dict[str, str]) -> None:
+def _run(job: dict[str, Any], send: Send, wait_go: Callable[[], None], where: dict[str, str]) -> None:
     import torch
 
-    from bench import environment, serving, telemetry
+    from bench import environment, parallel, serving, telemetry
+    from bench.parallel import Layout
     from bench.build import DTYPES, build_pipeline, resolve_class
     from bench.options import Options
     from bench.specs import load_spec_file
@@ -175,11 +173,18 @@ def _run(job: dict[str, Any], send: Send, where: dict[str, str]) -> None:
 
     spec = load_spec_file(job["spec_path"])
     options = Options(**job["options"])
+    lay = Layout(**job["layout"])
     device = resolve_device(job["device"])
+    if device == "cpu" and job["world"] > 1:  # workers share the cores instead of fighting over them
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // job["world"]))
     dtype_name = job["dtype"] if job["dtype"] != "auto" else ("float32" if device == "cpu" else "bfloat16")
     dtype = DTYPES[dtype_name]
     where["dtype"] = dtype_name
-    serving.check_installed(options, resolve_class(spec.components[spec.denoiser]["class"]), device)
+    denoiser_cls = resolve_class(spec.components[spec.denoiser]["class"])
+    serving.check_installed(options, denoiser_cls, device)
+    parallel.check_context_parallel(denoiser_cls, lay)
+    if lay.mode == "context":
+        parallel.start_group(job, device)
     env = environment.describe(device)
     backend = _open_telemetry(job, device)
     try:
@@ -194,23 +199,30 @@ def _run(job: dict[str, Any], send: Send, where: dict[str, str]) -> None:
         applied = serving.cap_memory(options, device)
         check_memory(spec, device, dtype, options.offload)
         start = time.perf_counter()
+        torch.manual_seed(0)  # random weights alike on every rank of a context-parallel group
         pipe = build_pipeline(spec, job["weights"], "cpu" if options.offload else device, dtype)
         applied.update(serving.place(pipe, options, device))
+        if lay.mode == "context":
+            applied.update(parallel.enable_context_parallel(pipe, spec.denoiser, lay))
         sync()
         load_s = time.perf_counter() - start
-        clock = StageClock(pipe, sync, backend.energy_j)
+        clock = StageClock(pipe, sync, backend.energy_j, lambda step: send("step", step=step))
         kwargs = call_kwargs(pipe, job)
         reference = None
         if options.needs_reference():
             where["stage"] = "the plain reference generation"
-            _, reference = _generate(pipe, clock, kwargs, job["seed"], device)
+            _, reference = _generate(pipe, clock, kwargs, lay.seeds(job["seed"], job["worker"], 0), device)
         applied.update(serving.apply(pipe, spec.denoiser, options, dtype))
         send("loaded", load_s=load_s, options=applied)
 
         for k in range(job["warmup"]):
             where["stage"] = f"warm-up {k + 1}"
-            timing, _ = _generate(pipe, clock, kwargs, warmup_seed(job["seed"], k), device)
+            timing, _ = _generate(pipe, clock, kwargs, lay.warmup_seed(job["seed"], job["worker"], k), device)
             send("warmup", index=k, seed=timing["seed"], latency_s=timing["latency_s"])
+        if job["world"] > 1:  # every worker starts timing on the same signal: one window for the server figures
+            where["stage"] = "waiting for the other workers"
+            send("ready")
+            wait_go()
         graphs = serving.compiled_graphs()
         rapl_before, rapl_reason = rapl.read_packages_uj()
         with _streamed_telemetry(backend, job["sample_period_s"], send) as sampler:
@@ -228,27 +240,25 @@ def _run(job: dict[str, Any], send: Send, where: dict[str, str]) -> None:
     send("done", recompiles=serving.compiled_graphs() - graphs)
 
 
-def warmup_seed(seed: int, k: int) -> int:
-    """Seeds of warm-up generations: never one a timed generation uses (those are seed, seed + 1, ...)."""
-    return seed - 1 - k
-
-
 def time_generations(pipe: Any, clock: Any, kwargs: dict[str, Any], job: dict[str, Any], device: str, send: Send,
                      where: dict[str, str], t0: float, reference: Any = None) -> Any:
     """The timed generations: until `repeats` are done or the time budget is spent. Each is sent as it finishes,
     with its own peak memory. Returns the last generation's frames."""
     from bench import serving
 
+    from bench.parallel import Layout
+
+    lay, worker = Layout(**job.get("layout", {})), job.get("worker", 0)
     memory = PeakMemory(device)
     frames, index, budget = None, 0, job["time_budget_s"]
     while index < job["repeats"] and (budget is None or time.perf_counter() - t0 < budget):
         where["stage"] = f"timed generation {index + 1}"
         memory.reset()
-        timing, frames = _generate(pipe, clock, kwargs, job["seed"] + index, device, t0)
+        timing, frames = _generate(pipe, clock, kwargs, lay.seeds(job["seed"], worker, index), device, t0)
         send("generation", index=index, **timing, peak_memory_bytes=memory.peak_bytes(),
              peak_memory_method=memory.method)
         if index == 0 and reference is not None:
-            send("fidelity", **serving.fidelity(reference, frames), seed=job["seed"])
+            send("fidelity", **serving.fidelity(reference, frames), seed=timing["seed"])
         index += 1
     return frames
 
@@ -336,10 +346,13 @@ def worker_main(job: dict[str, Any], conn: Any) -> None:
         with lock:
             conn.send_bytes(data)
 
+    def wait_go() -> None:
+        conn.recv_bytes()  # the parent's start signal; EOFError (parent gone) ends us like any failure
+
     where = {"stage": "starting"}
     try:
         _quiet_libraries()
-        _run(job, send, where)
+        _run(job, send, wait_go, where)
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which decides
         send("failed", **_failure(exc, job, where))
     finally:

@@ -14,7 +14,7 @@ from bench.messages import Journal, message, read_journal
 from bench.record import load_record
 
 
-GOLDEN = Path(__file__).parent / "data" / "record-v2-tiny-wan.json"  # a real tiny run's record
+GOLDEN = Path(__file__).parent / "data" / "record-v3-tiny-wan.json"  # a real tiny run's record
 
 
 def test_journal_round_trip_and_a_cut_last_line(tmp_path):

@@ -14,7 +14,8 @@ from bench.record import SCHEMA_VERSION, load_record, parse_record, record_json,
 
 DATA = Path(__file__).parent / "data"
 GOLDEN_V1 = DATA / "record-v1-tiny-wan.json"
-GOLDEN = DATA / "record-v2-tiny-wan.json"
+GOLDEN_V2 = DATA / "record-v2-tiny-wan.json"
+GOLDEN = DATA / "record-v3-tiny-wan.json"
 
 
 def _golden() -> dict:
@@ -35,18 +36,36 @@ def _load(tmp_path, data: dict):
 
 def test_golden_record_loads_and_round_trips():
     record = load_record(GOLDEN)
-    assert record.schema_version == SCHEMA_VERSION == 2
+    assert record.schema_version == SCHEMA_VERSION == 3
     assert json.loads(record_json(record)) == _golden()
-    assert record.label == "golden v2" and record.command[:3] == ["t2vbench", "run", "tiny-wan"]
+    assert record.label == "golden v3" and record.command[:3] == ["t2vbench", "run", "tiny-wan"]
+
+
+def test_v2_record_gains_only_the_server_figures_recomputed_from_its_times():
+    old = json.loads(GOLDEN_V2.read_text())
+    record = load_record(GOLDEN_V2)
+    assert record.schema_version == 3 and record.label == "golden v2" and record.workers is None
+    added = {k: v for k, v in record.summary.items() if k not in old["summary"]}
+    starts = [g["telemetry"]["start_s"] for g in old["generations"]]
+    ends = [g["telemetry"]["end_s"] for g in old["generations"]]
+    assert added["server_window_s"] == pytest.approx(max(ends) - min(starts))
+    assert added["workers"] == 1 and added["per_worker_rel_spread"] == 0.0
+    assert {k: record.summary[k] for k in old["summary"]} == old["summary"]
+
+
+def test_migration_does_not_launder_a_forged_v2_summary():
+    data = json.loads(GOLDEN_V2.read_text())
+    data["summary"]["video_minutes_per_gpu_hour"] *= 3
+    _refused(data, "summary.video_minutes_per_gpu_hour")
 
 
 def test_v1_record_is_migrated_and_keeps_every_measured_value():
     old = json.loads(GOLDEN_V1.read_text())
     record = load_record(GOLDEN_V1)
-    assert record.schema_version == 2 and record.command == [] and record.label is None
+    assert record.schema_version == 3 and record.command == [] and record.label is None
     assert record.spec.tiny is True and record.settings.options == {}
     assert [g.latency_s for g in record.generations] == [g["latency_s"] for g in old["generations"]]
-    assert record.summary == old["summary"]
+    assert {k: record.summary[k] for k in old["summary"]} == old["summary"]
 
 
 def test_settings_key_names_what_the_cost_depends_on_and_nothing_else():
@@ -166,6 +185,7 @@ def test_faster_than_the_counted_flop_bound_is_refused(tmp_path):
 
 def _with_nvml_telemetry(monkeypatch, power_w: float = 650.0) -> dict:
     """The golden record as an NVML run on an H100 would have it, with a constant-power series."""
+    from bench import metrics
     from bench.telemetry.nvml import NvmlBackend
     from bench.telemetry.summary import summarize
     from bench.telemetry import describe
@@ -187,6 +207,8 @@ def _with_nvml_telemetry(monkeypatch, power_w: float = 650.0) -> dict:
         t += g["latency_s"]
     section, data["generations"], _ = summarize(info, data["generations"], 9 / 16)
     data["telemetry"] = section
+    s = data["settings"]
+    data["summary"] = metrics.summarize(data["generations"], s["num_frames"], s["fps"], s["gpus_used"])
     return data
 
 

@@ -8,7 +8,7 @@ import pytest
 from bench import metrics
 from bench.specs import load_spec
 
-GOLDEN = Path(__file__).parent / "data" / "record-v2-tiny-wan.json"
+GOLDEN = Path(__file__).parent / "data" / "record-v3-tiny-wan.json"
 KEY = "32x32-9f-16fps-4steps-g5-bfloat16-1gpu"
 
 
@@ -93,7 +93,7 @@ def test_fleet_reads_the_registry_and_skips_references_and_toys(run_cli, tmp_pat
     root = tmp_path / "results"
     shutil.copytree(Path(__file__).parent.parent / "results" / "reference", root / "reference")
     assert _submit(run_cli, tmp_path, _write(tmp_path, "r.json", _gpu_record()))[0] == 0
-    v1_toy = GOLDEN.parent / "record-v1-tiny-wan.json"  # the v2 golden's generations are filed above already
+    v1_toy = GOLDEN.parent / "record-v1-tiny-wan.json"  # the golden's generations are filed above already
     assert _submit(run_cli, tmp_path, v1_toy, extra=["--allow-toy"])[0] == 0
     code, out, err = run_cli("fleet", "--json", "--results", root, "--model", "wan2.1-t2v-1.3b",
                              "--hardware", "h100-sxm")

@@ -1,0 +1,69 @@
+"""Serving options on tiny models on the CPU: each runs and is recorded (and so lands in the settings key), or is
+refused in one line; the fidelity guard tells a lossless option from an output-changing one."""
+
+import json
+
+import pytest
+
+from bench.record import load_record, settings_key
+
+# On float32 CPU runs a lossless option only reorders arithmetic: frames agree to ~1e-7, PSNR well above 100 dB.
+# fp8 weights or skipped attention move them by far more than that.
+LOSSLESS_PSNR_DB = 80.0
+
+
+def _run(run_cli, tmp_path, *argv):
+    code, out, err = run_cli("run", "tiny-wan", "--device", "cpu", "--repeats", 1, "--out", tmp_path, "--json", *argv)
+    assert code == 0, err
+    return load_record(json.loads(out)["record"])
+
+
+@pytest.mark.parametrize("argv,recorded", [
+    (["--attention-backend", "_native_math"], {"attention_backend": "_native_math"}),
+    (["--vae-tiling"], {"vae_tiling": True}),
+])
+def test_lossless_options_are_recorded_and_shown_lossless(run_cli, tmp_path, argv, recorded):
+    record = _run(run_cli, tmp_path, *argv, "--fidelity")
+    assert record.settings.options == recorded
+    assert record.fidelity.psnr_db > LOSSLESS_PSNR_DB and record.fidelity.ssim > 0.9999
+    assert record.fidelity.compared == [] and record.fidelity.seed == record.generations[0].seed
+    for name in recorded:
+        assert name in settings_key(record)
+
+
+@pytest.mark.parametrize("argv,recorded,flag", [
+    (["--quantize", "fp8"], {"quantize": "fp8"}, "--quantize fp8"),
+    (["--cache", "pab"], {"cache": "pab"}, "--cache pab"),
+])
+def test_output_changing_options_get_a_fidelity_figure_below_the_lossless_bound(run_cli, tmp_path, argv, recorded,
+                                                                                flag):
+    record = _run(run_cli, tmp_path, *argv)  # no --fidelity needed: output-changing options always get one
+    assert {k: record.settings.options[k] for k in recorded} == recorded
+    assert record.fidelity is not None and record.fidelity.compared == [flag]
+    assert 0 < record.fidelity.psnr_db < LOSSLESS_PSNR_DB
+
+
+def test_step_cache_on_random_weights_carries_a_loud_label(run_cli, tmp_path):
+    record = _run(run_cli, tmp_path, "--cache", "first-block")
+    assert any("NOT representative" in w for w in record.warnings)
+    assert record.fidelity is not None
+
+
+@pytest.mark.slow
+def test_regional_compile_is_lossless_and_its_cold_start_is_kept_apart(run_cli, tmp_path):
+    record = _run(run_cli, tmp_path, "--compile", "--fidelity")
+    assert record.settings.options["compile"] == "regional:WanTransformerBlock"
+    assert record.fidelity.psnr_db > LOSSLESS_PSNR_DB
+    # compilation happens in the warm-up: the cold start is far longer than a timed generation
+    assert record.warmup_latency_s[0] > 5 * record.generations[0].latency_s
+    assert not any("recompiled" in w for w in record.warnings)
+
+
+def test_models_memory_table_says_what_fits(run_cli):
+    code, out, _ = run_cli("models", "--memory")
+    assert code == 0
+    row = next(line for line in out.splitlines() if line.startswith("wan2.1-t2v-14b "))
+    assert "weights only" in out
+    # 14.29B + 5.68B (UMT5-XXL) + VAE in bf16 = ~37 GiB: no on a 24 or 32 GB card as is, yes with group offload
+    cells = row.split()
+    assert cells[1] == "37.4" and cells[2:5] == ["no", "yes", "yes"]
