@@ -101,7 +101,32 @@ def build_parser() -> argparse.ArgumentParser:
     roof.add_argument("--json", action="store_true")
     hw = sub.add_parser("hardware", help="the hardware classes and their figures, with sources")
     hw.add_argument("--json", action="store_true")
+    _add_compare(sub)
     return parser
+
+
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    from bench.compare import DEFAULT_BASELINE, DEFAULT_SCENARIO
+
+    cmp = sub.add_parser("compare", help="records, folders or the registry side by side, published figures beside")
+    rep = sub.add_parser("report", help="one self-contained HTML page: the comparison, plots and a run's timeline")
+    for p in (cmp, rep):
+        p.add_argument("paths", nargs="*", default=["results"], metavar="PATH",
+                       help="record files or folders, walked for *.json (default ./results)")
+        p.add_argument("--baseline", default=DEFAULT_BASELINE, metavar="CLASS",
+                       help=f"hardware class the ratio column is against (default {DEFAULT_BASELINE})")
+        p.add_argument("--scenario", default=DEFAULT_SCENARIO,
+                       help=f"scenario for $ per video-minute: lifetime, utilization, electricity (default "
+                            f"{DEFAULT_SCENARIO})")
+        p.add_argument("--allow-toy", action="store_true", help="show toy-spec and CPU records too (marked TOY)")
+    fmt = cmp.add_mutually_exclusive_group()
+    for flag in ("--csv", "--markdown", "--json"):
+        fmt.add_argument(flag, action="store_true")
+    rep.add_argument("-o", "--out", type=Path, default=Path("report.html"), help="the HTML file (default report.html)")
+    rep.add_argument("--timeline", type=Path, metavar="RECORD",
+                     help="the run whose power/clock/throttle timeline is shown (default: the newest GPU record "
+                          "with a telemetry series)")
+    rep.add_argument("--force", action="store_true", help="replace an existing --out file")
 
 
 def _add_fleet(sub: argparse._SubParsersAction) -> None:
@@ -258,7 +283,35 @@ def cmd_hardware(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"models": cmd_models, "run": cmd_run, "show": cmd_show, "recover": cmd_recover,
+def cmd_compare(args: argparse.Namespace) -> int:
+    from bench import compare_format
+    from bench.compare import compare
+    from bench.display import clean
+
+    result = compare(args.paths, args.baseline, args.scenario, args.allow_toy)
+    if args.csv or args.json:
+        for line in result.skipped:  # the document on stdout stays machine-readable
+            print(f"t2vbench: skipped: {clean(line)}", file=sys.stderr)
+    out = compare_format.to_csv(result) if args.csv else compare_format.to_json(result) if args.json else \
+        compare_format.format_markdown(result) if args.markdown else compare_format.format_table(result)
+    print(out, end="" if args.csv else "\n")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from bench.display import clean
+    from bench.report import write_report
+
+    written = write_report(args.paths, args.out, timeline_path=args.timeline, baseline=args.baseline,
+                           scenario=args.scenario, allow_toy=args.allow_toy, force=args.force)
+    print(f"report: {clean(written.path)} ({written.rows} rows; timeline: {clean(written.timeline or 'none')})")
+    for line in written.skipped:
+        print(f"t2vbench: skipped: {clean(line)}", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"compare": cmd_compare, "report": cmd_report,
+            "models": cmd_models, "run": cmd_run, "show": cmd_show, "recover": cmd_recover,
             "submit": cmd_submit, "fleet": cmd_fleet, "roofline": cmd_roofline,
             "hardware": cmd_hardware}
 

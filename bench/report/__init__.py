@@ -1,0 +1,128 @@
+"""`t2vbench report`: one static, self-contained HTML page with the comparison table and plots.
+
+bench.report.plots and bench.report.timeline draw (matplotlib -> SVG text); bench.report.page builds the HTML and
+escapes every string; this module picks what to show and writes the file. The file is written atomically
+(temporary file, then link or rename) and an existing one is never replaced unless --force: a report is cheap to
+make again, but a mistyped -o must not destroy a file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.compare import DEFAULT_BASELINE, DEFAULT_SCENARIO, Comparison, build
+from bench.collect import load
+from bench.errors import UsageError
+from bench.report import plots, timeline
+from bench.report.page import Plot, render
+from bench.scenarios import shown
+
+
+@dataclasses.dataclass(frozen=True)
+class Written:
+    path: Path
+    rows: int
+    timeline: str | None  # the record whose timeline is shown
+    skipped: tuple[str, ...]
+
+
+def check_out(out: Path, force: bool) -> None:
+    """Refuse an --out that cannot or must not be written, before anything is computed."""
+    where = f"-o {shown(str(out))}"
+    if out.is_dir():
+        raise UsageError(f"{where}: is a folder; give a file name such as {shown(str(out / 'report.html'))}")
+    if out.exists() and not force:
+        raise UsageError(f"{where}: exists; choose another name or pass --force to replace it")
+    folder = out.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{where}: cannot write in {shown(str(folder))}; choose a writable folder")
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write atomically over whatever is there (--force)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write(path: Path, text: str, force: bool) -> None:
+    from bench.record import write_new
+
+    if force:
+        _replace(path, text)
+        return
+    try:
+        write_new(path, text)
+    except FileExistsError:
+        raise UsageError(f"-o {shown(str(path))}: appeared while the report was made; pass --force to replace it")\
+            from None
+
+
+def figures(c: Comparison, chosen: tuple[Path, object] | None) -> list[Plot]:
+    indexed = list(enumerate(c.rows, 1))
+    out = [
+        Plot("Throughput against the roofline bound", "Video minutes per GPU-hour per row (numbers as in the table), "
+             "with the 95% interval of measured rows; the diamond is the bound at 100% of the class's peak dense "
+             "FLOP/s for the counted FLOPs, labelled with the MFU.", plots.throughput(indexed),
+             "no row has a throughput"),
+        Plot("Energy and cost per video-minute", "Energy as measured (records) or published; dollars owned "
+             f"(scenario {c.scenario.name}) and rented (the catalogue's dated on-demand price).",
+             plots.energy_cost(indexed), "no row has an energy or a price"),
+        Plot("Where the time goes", "Mean seconds per video of each measured row, split into text encoding, "
+             "denoising, VAE decode and the rest (scheduler, transfers, Python).", plots.stages(indexed),
+             "no measured row: the stage split comes from the records' stage clocks"),
+    ]
+    if chosen is None:
+        out.append(Plot("Power, clocks and throttling of one run", "", None,
+                        "no GPU record with a telemetry series; give one with --timeline RECORD"))
+    else:
+        path, record = chosen
+        out.append(Plot("Power, clocks and throttling of one run", f"{path}: board power, SM clock and the reasons "
+                        "the driver held clocks down, sampled through the run.", timeline.plot(record)))
+    return out
+
+
+def _pick_timeline(c: Comparison, path: Path | None) -> tuple[Path, object] | None:
+    """--timeline's record, else the newest GPU record with a series among those shown (toys only with
+    --allow-toy)."""
+    from bench.throughput import is_toy
+
+    if path is not None:
+        return timeline.chosen(path)
+    return timeline.newest([(p, r) for p, r in c.loaded.records if c.allow_toy or not is_toy(r)])
+
+
+def write_report(paths: Sequence[str | Path], out: Path, timeline_path: Path | None = None,
+                 baseline: str = DEFAULT_BASELINE, scenario: str = DEFAULT_SCENARIO, allow_toy: bool = False,
+                 force: bool = False) -> Written:
+    """Compare paths, plot, and write the page to out. Raises UsageError (nothing written)."""
+    from bench import __version__
+
+    check_out(out, force)
+    c = build(load(paths), baseline, scenario, allow_toy)
+    if not c.rows:
+        raise UsageError(f"nothing to report under {', '.join(map(str, paths))}: no usable record or reference")
+    chosen = _pick_timeline(c, timeline_path)
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    meta = [f"generated {now} by t2vbench {__version__}; inputs: {', '.join(map(str, paths))}",
+            f"baseline {baseline}; scenario {c.scenario.name}"]
+    write(out, render(c, figures(c, chosen), meta), force)
+    return Written(out, len(c.rows), str(chosen[0]) if chosen else None, c.skipped)
