@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--memory", action="store_true",
                         help="which models' weights fit 24/48/80 GiB, plain and offloaded (the memory model)")
     _add_run(sub)
+    _add_sweep(sub)
     show = sub.add_parser("show", help="print a record's summary as run did")
     show.add_argument("record", type=Path)
     show.add_argument("--json", action="store_true")
@@ -127,6 +128,16 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
                      help="the run whose power/clock/throttle timeline is shown (default: the newest GPU record "
                           "with a telemetry series)")
     rep.add_argument("--force", action="store_true", help="replace an existing --out file")
+
+
+def _add_sweep(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sweep", help="a matrix of runs from a TOML file, one record per cell, resumable")
+    p.add_argument("file", type=Path, metavar="FILE.toml", help="the sweep file (format: python -m pydoc bench.sweep)")
+    p.add_argument("--out", type=Path, help="folder for the records (default t2vbench-results/sweep-<name>); rerun "
+                   "with the same one to resume")
+    p.add_argument("--launcher", choices=("local", "slurm"), default="local",
+                   help="local: one cell after another here; slurm: one job per cell through submitit")
+    p.add_argument("--dry-run", action="store_true", help="check every cell and show the plan; run nothing")
 
 
 def _add_fleet(sub: argparse._SubParsersAction) -> None:
@@ -228,6 +239,18 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return 0 if all(f.path for f in results) else 2
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from bench.sweep import compare_text, format_commands, format_sweep, run_sweep
+
+    result = run_sweep(args.file, args.out, args.launcher, args.dry_run, report=lambda line: print(line, flush=True))
+    print(format_sweep(result))
+    if args.dry_run:
+        print(format_commands(result))
+    elif (comparison := compare_text(result)) is not None:
+        print(comparison)
+    return result.exit_code
+
+
 def cmd_recover(args: argparse.Namespace) -> int:
     from bench.runner import recover
 
@@ -313,7 +336,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 COMMANDS = {"compare": cmd_compare, "report": cmd_report,
             "models": cmd_models, "run": cmd_run, "show": cmd_show, "recover": cmd_recover,
             "submit": cmd_submit, "fleet": cmd_fleet, "roofline": cmd_roofline,
-            "hardware": cmd_hardware}
+            "hardware": cmd_hardware, "sweep": cmd_sweep}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
