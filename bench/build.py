@@ -94,11 +94,19 @@ def build_component(entry: dict[str, Any], device: str, dtype: torch.dtype) -> A
     return model.eval().requires_grad_(False)
 
 
-def build_random(spec: Spec, device: str, dtype: torch.dtype) -> Any:
+def build_random(spec: Spec, device: str, dtype: torch.dtype, park: str | None = None) -> Any:
     """The pipeline with every component built from its config, and the pipeline's own config from the spec's
-    [pipeline_config] (Wan 2.2: `boundary_ratio` switches from `transformer` to `transformer_2`; `expand_timesteps`)."""
+    [pipeline_config] (Wan 2.2: `boundary_ratio` switches from `transformer` to `transformer_2`; `expand_timesteps`).
+
+    park: move each component there as soon as it is built (offloading: random init runs on the GPU, where it takes
+    seconds, not minutes, and only the largest component must fit it at once)."""
     pipeline_cls = resolve_class(f"diffusers.{spec.pipeline}")
-    components = {name: build_component(entry, device, dtype) for name, entry in spec.components.items()}
+    components = {}
+    for name, entry in spec.components.items():
+        component = build_component(entry, device, dtype)
+        components[name] = component.to(park) if park and isinstance(component, torch.nn.Module) else component
+    if park and device.startswith("cuda"):
+        torch.cuda.empty_cache()
     return pipeline_cls(**components, **spec.pipeline_config)
 
 
@@ -131,14 +139,15 @@ def check_local_dir(path: str) -> None:
         )
 
 
-def build_pipeline(spec: Spec, weights: str, device: str, dtype: torch.dtype) -> Any:
-    """The pipeline on its device, progress bars off. weights: 'random', 'hub' or a local directory."""
+def build_pipeline(spec: Spec, weights: str, device: str, dtype: torch.dtype, park: str | None = None) -> Any:
+    """The pipeline on its device (or parked on `park`, e.g. 'cpu' for offloading), progress bars off.
+    weights: 'random', 'hub' or a local directory."""
     if weights == "random":
-        pipe = build_random(spec, device, dtype)
+        pipe = build_random(spec, device, dtype, park)
     else:
         location = spec.repo_id if weights == "hub" else weights
         if location is None:
             raise UsageError(f"{spec.name} has no hub repo; use --weights random or a local directory")
-        pipe = load_pretrained(spec, location, dtype).to(device)
+        pipe = load_pretrained(spec, location, dtype).to(park or device)
     pipe.set_progress_bar_config(disable=True)
     return pipe

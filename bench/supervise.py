@@ -102,7 +102,17 @@ def _pump(procs: list[Any], conns: list[Any], on_message: Callable[[Message], No
             for i in ready - set(ended):
                 conns[i].send_bytes(GO)
             go_sent = True
-    return _outcome(ended, len(procs))
+    # A signal sent to the whole process group (a terminal, `timeout`, Slurm) also ends the workers, sometimes
+    # before our own handler has run: their exit says so.
+    return signals.reason() or _interrupted(procs) or _outcome(ended, len(procs))
+
+
+def _interrupted(procs: list[Any]) -> str | None:
+    for proc in procs:
+        code = proc.exitcode
+        if code in (128 + signal.SIGTERM, 128 + signal.SIGHUP, -signal.SIGTERM, -signal.SIGHUP):
+            return f"interrupted by {signal.Signals(abs(code) % 128).name}"
+    return None
 
 
 def _outcome(ended: dict[int, str | None], count: int) -> str | None:

@@ -196,11 +196,13 @@ def _run(job: dict[str, Any], send: Send, wait_go: Callable[[], None], where: di
         sync = (lambda: torch.cuda.synchronize(device)) if device != "cpu" else (lambda: None)
 
         where["stage"] = "building the model"
-        applied = serving.cap_memory(options, device)
         check_memory(spec, device, dtype, options.offload)
         start = time.perf_counter()
         torch.manual_seed(0)  # random weights alike on every rank of a context-parallel group
-        pipe = build_pipeline(spec, job["weights"], "cpu" if options.offload else device, dtype)
+        # Offloaded weights live in host RAM; random ones are drawn on the GPU (seconds, not minutes) and parked
+        # there one component at a time, before the memory cap applies.
+        pipe = build_pipeline(spec, job["weights"], device, dtype, park="cpu" if options.offload else None)
+        applied = serving.cap_memory(options, device)
         applied.update(serving.place(pipe, options, device))
         if lay.mode == "context":
             applied.update(parallel.enable_context_parallel(pipe, spec.denoiser, lay))

@@ -32,9 +32,11 @@ def test_tiny_run_on_the_gpu_records_real_telemetry(run_cli, tmp_path):
 
 
 def test_lossless_attention_backend_is_lossless_on_the_gpu(run_cli, tmp_path):
-    record = _run(run_cli, tmp_path, "--repeats", 1, "--attention-backend", "_native_cudnn", "--fidelity")
-    assert record.settings.options["attention_backend"] == "_native_cudnn"
-    assert record.fidelity.psnr_db > 40 and record.fidelity.ssim > 0.99
+    """float32, so only the kernel's order of arithmetic differs (cuDNN's fused kernels refuse tiny heads)."""
+    record = _run(run_cli, tmp_path, "--repeats", 1, "--dtype", "float32", "--attention-backend", "_native_math",
+                  "--fidelity")
+    assert record.settings.options["attention_backend"] == "_native_math"
+    assert record.fidelity.psnr_db > 60 and record.fidelity.ssim > 0.999
 
 
 def test_memory_cap_and_group_offload_run_and_are_recorded(run_cli, tmp_path):
