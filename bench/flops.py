@@ -192,3 +192,69 @@ def _denoiser_call(denoiser: Any, inputs: Callable[..., dict[str, Any]], f: int,
         pt, ph, pw = denoiser.config.patch_size
         kwargs["timestep"] = _long(1, (f // pt) * (h // ph) * (w // pw))
     return _count(lambda: denoiser(**kwargs, return_dict=False))
+
+
+CACHE_VERSION = 1  # bump when the counting rules change
+
+
+def total_flops(spec: Spec, settings: Settings) -> float:
+    """count_flops(spec, settings).total, kept in a small on-disk cache (FLOPs of a spec at a setting never change
+    for one diffusers; building a 14B model on the meta device takes seconds). The cache lives in
+    $T2VBENCH_CACHE_DIR or ~/.cache/t2vbench; a damaged or unwritable cache is ignored. Raises as count_flops."""
+    import dataclasses
+    import hashlib
+    import json
+    from importlib import metadata
+
+    versions = tuple(_version(d, metadata) for d in ("diffusers", "transformers", "torch"))
+    key = hashlib.sha256(json.dumps([CACHE_VERSION, spec.sha256, dataclasses.asdict(settings), versions],
+                                    sort_keys=True).encode()).hexdigest()
+    path = _cache_dir() / "flops.json"
+    cache = _read_cache(path)
+    if key not in cache:
+        cache = {**_read_cache(path), key: count_flops(spec, settings).total}
+        _write_cache(path, cache)
+    return float(cache[key])
+
+
+def _version(dist: str, metadata: Any) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _cache_dir() -> Any:
+    import os
+    from pathlib import Path
+
+    return Path(os.environ.get("T2VBENCH_CACHE_DIR") or Path.home() / ".cache" / "t2vbench")
+
+
+def _read_cache(path: Any) -> dict[str, float]:
+    import json
+    import math
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, (int, float))
+            and not isinstance(v, bool) and math.isfinite(v) and v > 0}
+
+
+def _write_cache(path: Any, cache: dict[str, float]) -> None:
+    import json
+    import os
+    import tempfile
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(cache, f)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a cache that cannot be written only costs time

@@ -85,10 +85,10 @@ def _counted_flops(name: str, sha256: str, settings: tuple[Any, ...]) -> float |
         spec = load_spec(name)
     except UsageError:
         return None
-    from bench.flops import count_flops
+    from bench.flops import total_flops
 
     try:
-        return count_flops(spec, Settings(*settings)).total
+        return total_flops(spec, Settings(*settings))
     except UsageError:  # a family the counter does not cover (Mochi)
         return None
 
@@ -104,13 +104,13 @@ def spec_flops(name: str, settings: Any) -> float | None:
     """FLOPs of one video of the models/ spec `name` at `settings` (a bench.specs.Settings), counted once per
     process; None for a name models/ does not have or a family that cannot be counted."""
     from bench.errors import UsageError
-    from bench.flops import count_flops
+    from bench.flops import total_flops
     from bench.specs import load_spec, spec_names
 
     if name not in spec_names():  # a name from a file is never turned into a path
         return None
     try:
-        return count_flops(load_spec(name), settings).total
+        return total_flops(load_spec(name), settings)
     except UsageError:  # a family the counter does not cover (Mochi)
         return None
 

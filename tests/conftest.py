@@ -7,6 +7,14 @@ from bench import cli
 TINY = ["tiny-wan", "tiny-cogvideox", "tiny-ltx", "tiny-hunyuanvideo", "tiny-mochi"]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """The FLOP cache of this test session, never the user's (bench.flops.total_flops)."""
+    import os
+
+    os.environ["T2VBENCH_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+
+
 @functools.cache
 def cuda_available() -> bool:
     """Whether this host has a CUDA or ROCm GPU visible to torch (device-specific tests say which they need)."""

@@ -20,7 +20,7 @@ def _run(run_cli, tmp_path, *argv):
 
 @pytest.mark.parametrize("argv,recorded", [
     (["--attention-backend", "_native_math"], {"attention_backend": "_native_math"}),
-    (["--vae-tiling"], {"vae_tiling": True}),
+    pytest.param(["--vae-tiling"], {"vae_tiling": True}, marks=pytest.mark.slow),
 ])
 def test_lossless_options_are_recorded_and_shown_lossless(run_cli, tmp_path, argv, recorded):
     record = _run(run_cli, tmp_path, *argv, "--fidelity")
@@ -33,7 +33,7 @@ def test_lossless_options_are_recorded_and_shown_lossless(run_cli, tmp_path, arg
 
 @pytest.mark.parametrize("argv,recorded,flag", [
     (["--quantize", "fp8"], {"quantize": "fp8"}, "--quantize fp8"),
-    (["--cache", "pab"], {"cache": "pab"}, "--cache pab"),
+    pytest.param(["--cache", "pab"], {"cache": "pab"}, "--cache pab", marks=pytest.mark.slow),
 ])
 def test_output_changing_options_get_a_fidelity_figure_below_the_lossless_bound(run_cli, tmp_path, argv, recorded,
                                                                                 flag):
@@ -43,6 +43,7 @@ def test_output_changing_options_get_a_fidelity_figure_below_the_lossless_bound(
     assert 0 < record.fidelity.psnr_db < LOSSLESS_PSNR_DB
 
 
+@pytest.mark.slow
 def test_step_cache_on_random_weights_carries_a_loud_label(run_cli, tmp_path):
     record = _run(run_cli, tmp_path, "--cache", "first-block")
     assert any("NOT representative" in w for w in record.warnings)

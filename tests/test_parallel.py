@@ -42,6 +42,7 @@ def test_two_cpu_workers_write_one_record_with_both_and_a_server_figure(run_cli,
     assert "-2gpu-" in settings_key(r) and "parallel=data" in settings_key(r)
 
 
+@pytest.mark.slow
 def test_context_parallel_launcher_runs_with_degree_one_on_the_cpu(run_cli, tmp_path):
     r = _record(run_cli, tmp_path, "--parallel", "ulysses=1", "--repeats", 2)
     assert r.settings.options["parallel"] == "ulysses=1,ring=1" and r.settings.gpus_used == 1
@@ -65,6 +66,7 @@ def test_impossible_layouts_are_refused_before_anything_starts(run_cli, tmp_path
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_a_model_without_a_context_parallel_plan_is_refused_naming_those_with_one(run_cli, tmp_path):
     code, _, err = run_cli("run", "tiny-cogvideox", "--device", "cpu", "--parallel", "ulysses=1",
                            "--out", tmp_path / "out")

@@ -113,6 +113,7 @@ def test_factorial_funds_analytic_sora_model():
     assert [round(m / 1e4) / 100 for m in ff["breakeven_video_minutes"]] == [15.25, 38.12]
 
 
+@pytest.mark.slow
 def test_roofline_command_for_wan_1_3b(run_cli):
     code, out, err = run_cli("roofline", "wan2.1-t2v-1.3b", "--hardware", "h100-sxm", "--json")
     assert code == 0, err

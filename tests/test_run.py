@@ -65,6 +65,7 @@ def test_default_run_prints_summary_and_record_path(run_cli, tmp_path):
     assert record.hardware_class.startswith("cpu:") == (record.settings.device == "cpu")
 
 
+@pytest.mark.slow
 def test_show_prints_what_run_printed(run_cli, tmp_path):
     code, out, _ = run_cli("run", "tiny-wan", "--device", "cpu", "--repeats", 1, "--out", tmp_path)
     path = out.strip().splitlines()[-1].removeprefix("record: ")
@@ -72,6 +73,7 @@ def test_show_prints_what_run_printed(run_cli, tmp_path):
     assert code == code2 == 0 and shown == out
 
 
+@pytest.mark.slow
 def test_saved_video_decodes_to_num_frames(run_cli, tmp_path):
     record = _run_json(run_cli, "tiny-cogvideox", "--device", "cpu", "--repeats", 1, "--warmup", 0, "--save-video",
                        "--height", 48, "--width", 64, "--frames", 17, "--out", tmp_path)
@@ -140,8 +142,10 @@ def test_every_input_is_refused_before_anything_starts(tmp_path):
 
 @pytest.mark.parametrize("argv,fragment", [
     (["tiny-wan", "--telemetry", "nvml", "--device", "cpu"], "--telemetry nvml: needs a GPU run"),
-    (["tiny-wan", "--device", "cpu", "--attention-backend", "flash_nonexistent"], "this diffusers offers"),
-    (["tiny-wan", "--device", "cpu", "--cache", "magcache"], "calibrated for this model"),
+    pytest.param(["tiny-wan", "--device", "cpu", "--attention-backend", "flash_nonexistent"], "this diffusers offers",
+                 marks=pytest.mark.slow),
+    pytest.param(["tiny-wan", "--device", "cpu", "--cache", "magcache"], "calibrated for this model",
+                 marks=pytest.mark.slow),
 ])
 def test_what_only_the_worker_can_check_is_still_one_line_and_nothing_written(run_cli, tmp_path, argv, fragment):
     code, _, err = run_cli("run", *argv, "--out", tmp_path / "out")
@@ -149,12 +153,14 @@ def test_what_only_the_worker_can_check_is_still_one_line_and_nothing_written(ru
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(cuda_available(), reason="device-specific: asserts the refusal a GPU-less host gives")
 def test_cuda_without_a_gpu_is_refused(run_cli, tmp_path):
     code, _, err = run_cli("run", "tiny-wan", "--device", "cuda", "--out", tmp_path / "out")
     assert code == 2 and "no CUDA" in err and not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_telemetry_none_is_recorded_with_its_reason(run_cli, tmp_path):
     record = _run_json(run_cli, "tiny-ltx", "--telemetry", "none", "--repeats", 1, "--out", tmp_path)
     t = record.telemetry
@@ -162,6 +168,7 @@ def test_telemetry_none_is_recorded_with_its_reason(run_cli, tmp_path):
     assert t.energy_method is None and t.summary.energy_per_video_j is None
 
 
+@pytest.mark.slow
 def test_time_budget_stops_timing_once_the_budget_is_spent(run_cli, tmp_path):
     """Structural, whatever this machine's speed: every generation started inside the budget, every one but the
     last also ended inside it (else no next one would have started), and the last ran past it."""

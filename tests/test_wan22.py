@@ -128,6 +128,7 @@ def test_two_expert_flops_equal_the_hand_formula_and_each_expert_its_own_config(
         _two_expert_hand(spec, spec.settings)[1][1]
 
 
+@pytest.mark.slow
 def test_mlperf_v6_roofline_equals_the_hand_formula(run_cli):
     code, out, err = run_cli("roofline", "wan2.2-t2v-a14b", "--preset", "mlperf-v6", "--hardware", "h100-sxm",
                              "--json")
@@ -146,6 +147,7 @@ def test_mlperf_v6_roofline_equals_the_hand_formula(run_cli):
     assert "20 steps, guidance 4 (low-noise expert 3)" in r["setting"]
 
 
+@pytest.mark.slow
 def test_ti2v_5b_flops_count_per_token_timesteps():
     """TI2V-5B embeds one timestep per token: the time MLPs run n times, not once, per forward."""
     spec = load_spec("wan2.2-ti2v-5b")
@@ -250,6 +252,7 @@ def test_guidance_2_in_the_record_and_its_settings_key():
         parse_record(json.dumps(data))
 
 
+@pytest.mark.slow
 def test_tiny_a14b_runs_end_to_end_through_the_cli(run_cli, tmp_path):
     code, out, err = run_cli("run", "tiny-wan2.2-a14b", "--device", "cpu", "--repeats", 1, "--out", tmp_path, "--json")
     assert code == 0, err

@@ -24,6 +24,7 @@ def _first_param(module):
     return next(module.parameters()).detach().clone()
 
 
+@pytest.mark.slow
 def test_local_directory_through_the_cli(run_cli, saved_tiny_wan, tmp_path):
     _, path = saved_tiny_wan
     code, out, err = run_cli("run", "tiny-wan", "--weights", path, "--repeats", 1, "--out", tmp_path, "--json")
