@@ -6,7 +6,6 @@ One vocabulary everywhere (screen, JSON, README): kept-video GPUs, busy GPUs, av
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +117,7 @@ def fleet_json(est: Estimate, plots: list[str]) -> dict[str, Any]:
 def check_plot_path(path: Path) -> None:
     """Refuse a --plot target that cannot be written, before anything is computed (nothing is written then)."""
     from bench.errors import UsageError
+    from bench.files import nearest_existing, writable_ancestor
     from bench.scenarios import shown
 
     where = f"--plot {shown(str(path))}"
@@ -125,11 +125,9 @@ def check_plot_path(path: Path) -> None:
         raise UsageError(f"{where}: give a name ending in .png or .svg (both are written)")
     if path.is_dir():
         raise UsageError(f"{where}: is a folder; give a file name such as {path / 'fleet.png'}")
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise UsageError(f"{where}: cannot write in {shown(str(folder))}; choose a writable folder")
+    if writable_ancestor(path.parent) is None:
+        raise UsageError(f"{where}: cannot write in {shown(str(nearest_existing(path.parent)))}; choose a writable "
+                         "folder")
 
 
 def plot(path: Path, est: Estimate) -> list[Path]:

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -302,9 +300,14 @@ def validate(data: dict[str, Any], origin: str = "record") -> ResultRecord:
     try:
         return ResultRecord.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "record"
-        raise UsageError(f"{origin}: field '{field}': {err['msg']}") from None
+        raise field_error(exc, origin, "record") from None
+
+
+def field_error(exc: ValidationError, origin: str, what: str) -> UsageError:
+    """A pydantic validation error as one line naming the first bad field."""
+    err = exc.errors()[0]
+    field = ".".join(str(p) for p in err["loc"]) or what
+    return UsageError(f"{origin}: field '{field}': {err['msg']}")
 
 
 def load_record(path: str | Path, check_physics: bool = True) -> ResultRecord:
@@ -329,36 +332,8 @@ def record_json(record: ResultRecord) -> str:
     return json.dumps(record.model_dump(mode="json"), sort_keys=True, indent=1, ensure_ascii=False, allow_nan=False)
 
 
-def _readable_by_group(path: str) -> None:
-    """mkstemp makes files 0600; a record is for colleagues too, so honour the umask as open() would."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
 def write_new(path: Path, text: str) -> Path:
-    """Write text to path atomically; never overwrites (raises FileExistsError).
+    """Write a record atomically, group-readable, never over an existing file (raises FileExistsError)."""
+    from bench.files import write_atomic
 
-    The text goes to a temporary file first, so no reader ever sees half a record. It is then hard-linked to its
-    name (fails if the name exists); on file systems without hard links the name is reserved with O_EXCL and the
-    finished file renamed over that empty reservation.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        _readable_by_group(tmp)
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            raise
-        except OSError:  # EPERM, ENOTSUP, EXDEV...: no hard links here
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-            os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return write_atomic(path, text)

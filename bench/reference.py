@@ -24,7 +24,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from bench import hardware, metrics
 from bench.errors import UsageError
 from bench.jsonsafe import loads_strict
-from bench.record import Slug, Text, _Strict
+from bench.record import Slug, Text, _Strict, field_error
 
 REFERENCE_VERSION = 1
 MAX_REFERENCE_BYTES = 64 * 1024  # a reference is a few hundred bytes: anything large is not one
@@ -152,9 +152,7 @@ def parse_reference(text: str | bytes, origin: str = "reference") -> Reference:
     try:
         return Reference.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "reference"
-        raise UsageError(f"{origin}: field '{field}': {err['msg']}") from None
+        raise field_error(exc, origin, "reference") from None
 
 
 def load_reference(path: str | Path) -> Reference:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from bench import __version__, parallel
 from bench import options as options_mod
 from bench.assemble import build_record, failure_reason, replay
 from bench.errors import UsageError
+from bench.files import nearest_existing, writable_ancestor
 from bench.messages import JOURNAL_VERSION, Journal, Message, message
 from bench.parallel import Layout
 from bench.progress import Progress
@@ -140,15 +140,10 @@ def _check_text(config: RunConfig) -> None:
 
 def check_out_dir(out: Path) -> None:
     """--out must be a writable directory, or creatable in one. Raises UsageError."""
-    probe = out
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    if probe == out and not out.is_dir():
+    if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a directory; give a folder")
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise UsageError(f"--out {out}: cannot write in {probe}; give a folder you can write to")
+    if writable_ancestor(out) is None:
+        raise UsageError(f"--out {out}: cannot write in {nearest_existing(out)}; give a folder you can write to")
 
 
 def _header(config: RunConfig, p: Prepared, run_id: str, now: datetime.datetime) -> dict[str, Any]:

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from bench.compare import DEFAULT_BASELINE, DEFAULT_SCENARIO, Comparison, build
 from bench.collect import load
 from bench.errors import UsageError
+from bench.files import nearest_existing, write_atomic, writable_ancestor
 from bench.report import plots, timeline
 from bench.report.page import Plot, render
 from bench.scenarios import shown
@@ -38,39 +37,14 @@ def check_out(out: Path, force: bool) -> None:
         raise UsageError(f"{where}: is a folder; give a file name such as {shown(str(out / 'report.html'))}")
     if out.exists() and not force:
         raise UsageError(f"{where}: exists; choose another name or pass --force to replace it")
-    folder = out.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise UsageError(f"{where}: cannot write in {shown(str(folder))}; choose a writable folder")
-
-
-def _replace(path: Path, text: str) -> None:
-    """Write atomically over whatever is there (--force)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    if writable_ancestor(out.parent) is None:
+        raise UsageError(f"{where}: cannot write in {shown(str(nearest_existing(out.parent)))}; choose a writable "
+                         "folder")
 
 
 def write(path: Path, text: str, force: bool) -> None:
-    from bench.record import write_new
-
-    if force:
-        _replace(path, text)
-        return
     try:
-        write_new(path, text)
+        write_atomic(path, text, replace=force)
     except FileExistsError:
         raise UsageError(f"-o {shown(str(path))}: appeared while the report was made; pass --force to replace it")\
             from None

@@ -1,0 +1,63 @@
+"""Writing files the way every t2vbench output is written: atomically (a reader never sees half a file), readable by
+the group as the umask says, never over an existing file unless the caller asks; and the one check of whether a
+path can be written at all, made before any work starts."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def writable_ancestor(path: Path) -> Path | None:
+    """The nearest existing folder at or above path if it can be written in (so path can be created), else None."""
+    folder = path
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder if folder.is_dir() and os.access(folder, os.W_OK | os.X_OK) else None
+
+
+def nearest_existing(path: Path) -> Path:
+    folder = path
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def write_atomic(path: Path, text: str, replace: bool = False) -> Path:
+    """Write text to path through a temporary file. Without replace, never overwrites (raises FileExistsError): the
+    file is hard-linked to its name, or on file systems without hard links the name is reserved with O_EXCL and the
+    finished file renamed over that empty reservation."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        _readable_by_group(tmp)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            _link_new(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _link_new(tmp: str, path: Path) -> None:
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:  # EPERM, ENOTSUP, EXDEV...: no hard links here
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        os.replace(tmp, path)
+
+
+def _readable_by_group(path: str) -> None:
+    """mkstemp makes files 0600; outputs are for colleagues too, so honour the umask as open() would."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
