@@ -133,6 +133,7 @@ def _record_data(state: RunState, reason: str | None) -> dict[str, Any]:
     gens = [own.pop(0) if g["worker"] == 0 else g for g in gens]  # worker 0's, with energy filled in
     summary = metrics.summarize(gens, s["num_frames"], s["fps"], h["gpus_used"], h.get("parallel"))
     warnings = list(h.get("warnings", [])) + metrics.quality_warnings(summary) + warnings
+    warnings += _per_worker_warnings(state)
     warnings += _recompile_warnings(state)
     if reason is not None:
         warnings.insert(0, f"incomplete: {reason}; {len(gens)} generation(s) were kept")
@@ -178,6 +179,17 @@ def _workers(state: RunState, video_s: float) -> list[dict[str, Any]]:
                     "hardware_class": dev.get("hardware_class", "unknown"), "generations": len(w.generations),
                     "failed": failed, "telemetry": section})
     return out
+
+
+def _per_worker_warnings(state: RunState) -> list[str]:
+    """Under data parallelism each worker's figure is a measurement of its own: each needs enough generations."""
+    if not state.data_parallel:
+        return []
+    fewest = min(len(w.generations) for w in state.workers.values())
+    if fewest >= metrics.MIN_GENERATIONS:
+        return []
+    return [f"a worker timed only {fewest} generation(s): use --repeats {metrics.MIN_GENERATIONS} or more so every "
+            "worker's figure can be trusted"]
 
 
 def _recompile_warnings(state: RunState) -> list[str]:

@@ -54,7 +54,7 @@ def format_run(record: ResultRecord, path: Path | str) -> str:
         f"  {st.width}x{st.height}, {st.num_frames} frames @ {st.fps:g} fps = {s['video_seconds_per_generation']:.2f} "
         f"video-s, {st.steps} steps, guidance {st.guidance_scale:g}",
         f"  options               {format_options(st.options)}",
-        f"  timed generations   {int(s['generations'])} (warm-up {len(warm)}, load {record.load_s:.1f} s, both "
+        f"  timed generations     {int(s['generations'])} (warm-up {len(warm)}, load {record.load_s:.1f} s, both "
         "excluded)" + (f"; cold start: first warm-up {warm[0]:.1f} s" if warm and st.options.get("compile") else ""),
         f"  video min / GPU-hour  {s['video_minutes_per_gpu_hour']:.4g}",
         *_server_lines(record),
@@ -83,8 +83,9 @@ def _server_lines(record: ResultRecord) -> list[str]:
     if st.gpus_used == 1 or "server_video_minutes_per_gpu_hour" not in s:
         return []
     mode = "data parallel" if st.options.get("parallel") == "data" else f"context parallel {st.options.get('parallel')}"
-    lines = [f"  server ({st.gpus_used} GPUs, {clean(mode)})  {s['server_video_minutes_per_gpu_hour']:.4g} video-min "
-             f"per GPU-hour over the {s['server_window_s']:.1f} s window; workers differ by "
+    devices = "CPU workers" if st.device == "cpu" else "GPUs"
+    lines = [f"  whole run             {s['server_video_minutes_per_gpu_hour']:.4g} video-min per GPU-hour over the "
+             f"{s['server_window_s']:.1f} s window of all {st.gpus_used} {devices} ({clean(mode)}); workers differ by "
              f"{s['per_worker_rel_spread']:.1%}"]
     for w in record.workers or []:
         if w.failed:

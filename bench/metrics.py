@@ -6,7 +6,7 @@
 - server figures: the window from the first timed start to the last timed end, x every GPU of the run, so idle
   GPUs waiting for a slower one count against the server
 - video minutes per GPU-hour = (sum of video seconds / 60) / (GPU-seconds / 3600)
-- GPU-seconds per video-second is its inverse, printed beside it
+- GPU-seconds per video-second (= 60 / video minutes per GPU-hour) is printed beside it
 """
 
 from __future__ import annotations

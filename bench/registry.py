@@ -67,9 +67,12 @@ def check(record: ResultRecord, allow_toy: bool) -> str | None:
     if not record.environment or record.hardware_class == "unknown":
         return "no environment or hardware class: a record must say what it ran on"
     try:
-        load_spec(record.spec.name)
+        spec = load_spec(record.spec.name)
     except UsageError:
         return f"model '{record.spec.name}' is not in models/: its FLOPs cannot be counted to check the record"
+    if spec.sha256 != record.spec.sha256:
+        return (f"made with a spec of '{record.spec.name}' that differs from models/{record.spec.name}.toml (another "
+                "architecture under the same name, or an older spec): rerun with the spec in models/")
     if not is_toy(record) and hardware.match_gpu(record.hardware_class) is None:
         return (f"hardware class '{record.hardware_class}' is not in the catalogue, so the record cannot be checked "
                 "against the physical bound: add the class with its source to bench/data/hardware.toml")

@@ -88,6 +88,8 @@ def prepare(config: RunConfig) -> Prepared:
     from bench.telemetry import CHOICES
 
     spec = load_spec_file(config.spec_file) if config.spec_file else load_spec(config.model)
+    if config.spec_file:
+        _check_own_spec(spec)
     settings = preset_settings(spec, config.preset).replace(**config.overrides)
     check_settings(spec, settings)
     _check_counts(config)
@@ -116,6 +118,15 @@ def prepare(config: RunConfig) -> Prepared:
     if lay.mode == "context" and config.time_budget_s is not None:
         raise UsageError("--time-budget with --parallel: every rank must make the same generations; use --repeats")
     return Prepared(spec, settings, weights, warnings, lay, device)
+
+
+def _check_own_spec(spec: Spec) -> None:
+    """A user's spec may not pass for a catalogued model: its records would be filed and compared as that model."""
+    from bench.specs import spec_names
+
+    if spec.name in spec_names() and load_spec(spec.name).sha256 != spec.sha256:
+        raise UsageError(f"--spec {spec.path}: its name '{spec.name}' is a model in models/ but the file differs; "
+                         "give your spec its own name")
 
 
 def _check_counts(config: RunConfig) -> None:
@@ -284,6 +295,9 @@ def recover(journal_path: str | Path) -> Outcome:
     from bench.messages import read_journal
 
     journal_path = Path(journal_path)
+    done = journal_path.parent / (journal_path.name.removesuffix(".journal.jsonl") + ".json")
+    if not journal_path.exists() and done.exists():
+        raise UsageError(f"{journal_path}: already recovered into {done} (a journal goes once its record is written)")
     messages = read_journal(journal_path)
     state = replay(messages)
     reason = failure_reason(state)

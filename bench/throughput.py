@@ -172,7 +172,7 @@ def _one_setting(groups: dict[str, list], settings: str | None, what: str) -> st
             raise UsageError(f"--settings {shown(settings)}: no {what} at that setting; settings: {', '.join(groups)}")
         return settings
     if len(groups) > 1:
-        listing = "; ".join(f"{k} ({len(v)} records)" for k, v in list(groups.items())[:6])
+        listing = "; ".join(f"{k} ({len(v)} record{'s' if len(v) != 1 else ''})" for k, v in list(groups.items())[:6])
         raise UsageError(f"{what} were made at {len(groups)} settings and a median over different settings is a wrong "
                          f"number: {listing}; choose one with --settings KEY")
     return next(iter(groups))

@@ -40,6 +40,13 @@ def test_two_cpu_workers_write_one_record_with_both_and_a_server_figure(run_cli,
     firsts = [min(g.telemetry.start_s for g in r.generations if g.worker == w) for w in (0, 1)]
     assert max(firsts) < min(g.latency_s for g in r.generations)
     assert "-2gpu-" in settings_key(r) and "parallel=data" in settings_key(r)
+    assert not any("a worker timed only" in w for w in r.warnings)  # 3 each: enough for every worker
+
+
+def test_too_few_generations_per_worker_are_flagged(run_cli, tmp_path):
+    r = _record(run_cli, tmp_path, "--workers", 2, "--repeats", 2)
+    assert len(r.generations) == 4  # enough in all, too few for each worker's own figure
+    assert any("a worker timed only 2 generation(s)" in w for w in r.warnings)
 
 
 @pytest.mark.slow

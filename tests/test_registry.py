@@ -101,3 +101,10 @@ def test_fleet_reads_the_registry_and_skips_references_and_toys(run_cli, tmp_pat
     d = json.loads(out)
     assert d["throughput"]["measured"] is True and d["throughput"]["settings_key"] == KEY
     assert "not a valid record" not in err
+
+
+def test_a_record_of_another_spec_under_a_catalogued_name_is_refused(run_cli, tmp_path):
+    data = _gpu_record()
+    data["spec"]["sha256"] = "0" * 64  # made with some other file that calls itself wan2.1-t2v-1.3b
+    code, _, err = _submit(run_cli, tmp_path, _write(tmp_path, "r.json", data))
+    assert code == 2 and "differs from models/wan2.1-t2v-1.3b.toml" in err

@@ -190,3 +190,16 @@ def test_models_lists_every_spec(run_cli):
                  "tiny-wan2.2-ti2v"):
         assert name in out
     assert "832x480" in out and "81@16fps" in out
+
+
+def test_the_parent_never_imports_torch(tmp_path):
+    """The worker imports torch; the parent reads plain JSON messages, so an interrupt while it unpacks one cannot
+    land in a seconds-long torch import (and `show`, `compare` of a CPU record stay light)."""
+    import subprocess
+    import sys
+
+    script = ("import sys; from bench.cli import main\n"
+              f"code = main(['run', 'tiny-wan', '--device', 'cpu', '--repeats', '1', '--out', {str(tmp_path)!r}])\n"
+              "print('exit', code, 'torch imported:', 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.stdout.strip().splitlines()[-1] == "exit 0 torch imported: False", out.stderr[-500:]

@@ -147,3 +147,10 @@ def test_a_user_spec_cannot_write_outside_out(run_cli, tmp_path):
     code, _, err = run_cli("run", "--spec", path, "--out", tmp_path / "out")
     assert code == 2 and "must be a lowercase slug" in err
     assert not (tmp_path / "out").exists() and not list(tmp_path.parent.glob("escaped*"))
+
+
+def test_a_user_spec_cannot_pass_for_a_catalogued_model(run_cli, tmp_path):
+    path = _user_spec(tmp_path, **{'name = "tiny-wan"': 'name = "wan2.1-t2v-1.3b"'})
+    code, _, err = run_cli("run", "--spec", path, "--device", "cpu", "--out", tmp_path / "out")
+    assert code == 2 and "is a model in models/ but the file differs" in err
+    assert not (tmp_path / "out").exists()
