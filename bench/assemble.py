@@ -128,7 +128,8 @@ def _record_data(state: RunState, reason: str | None) -> dict[str, Any]:
     h, first = state.header, state.worker(0)
     s = h["settings"]
     video_s = metrics.video_seconds(s["num_frames"], s["fps"])
-    gens = [{k: g.get(k) for k in (*GENERATION_FIELDS, "worker")} for g in state.generations()]
+    made = state.generations()
+    gens = [{k: g.get(k) for k in (*GENERATION_FIELDS, "worker")} for g in made]
     telemetry, own, warnings = _telemetry(first, [g for g in gens if g["worker"] == 0], video_s)
     gens = [own.pop(0) if g["worker"] == 0 else g for g in gens]  # worker 0's, with energy filled in
     summary = metrics.summarize(gens, s["num_frames"], s["fps"], h["gpus_used"], h.get("parallel"))
@@ -150,7 +151,7 @@ def _record_data(state: RunState, reason: str | None) -> dict[str, Any]:
         "warmup_seeds": [w["seed"] for w in first.warmups],
         "generations": gens, "summary": summary,
         "peak_memory_bytes": max(g["peak_memory_bytes"] for g in gens),
-        "peak_memory_method": state.generations()[-1]["peak_memory_method"],
+        "peak_memory_method": made[-1]["peak_memory_method"],
         "warnings": warnings, "telemetry": telemetry,
         "fidelity": _fidelity(state), "video_path": first.video,
         "workers": _workers(state, video_s) if len(state.workers) > 1 else None,

@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import fleet, hardware, metrics, physics, stats, throughput
+from bench import fleet, hardware, metrics, physics, registry, stats, throughput
 from bench.collect import Loaded, load
 from bench.errors import UsageError
 from bench.record import ResultRecord, settings_key
@@ -69,7 +69,7 @@ class Comparison:
 
 
 def _class_of(record: ResultRecord) -> tuple[str, hardware.HardwareClass | None]:
-    hw = None if throughput.is_cpu(record) else hardware.match_gpu(record.hardware_class)
+    hw = None if registry.is_cpu(record) else hardware.match_gpu(record.hardware_class)
     return (hw.id if hw else record.hardware_class), hw
 
 
@@ -145,7 +145,7 @@ def measured_row(group: list[tuple[Path, ResultRecord]], s: Scenario) -> Row:
 
 
 def _toy(record: ResultRecord) -> str:
-    caveats = ["toy spec"] * throughput.is_toy(record) + ["CPU run"] * throughput.is_cpu(record)
+    caveats = ["toy spec"] * registry.is_tiny(record) + ["CPU run"] * registry.is_cpu(record)
     return " on a ".join(caveats)
 
 

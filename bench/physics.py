@@ -57,7 +57,7 @@ def _energy(record: ResultRecord, board_power_w: float) -> list[str]:
 
 def _bound(record: ResultRecord, hw: hardware.HardwareClass) -> list[str]:
     """Faster than the counted FLOPs at 100% of the class's peak is impossible."""
-    flops = _counted_flops(record.spec.name, record.spec.sha256, _settings_tuple(record))
+    flops = record_flops(record)
     if flops is None:
         return []
     peak = hw.peak_flops("fp8" if record.settings.options.get("quantize") == "fp8" and hw.fp8_tflops else "bfloat16")
@@ -69,34 +69,13 @@ def _bound(record: ResultRecord, hw: hardware.HardwareClass) -> list[str]:
     return []
 
 
-def _settings_tuple(record: ResultRecord) -> tuple[Any, ...]:
-    s = record.settings
-    return (s.height, s.width, s.num_frames, s.fps, s.steps, s.guidance_scale, s.max_sequence_length)
-
-
-@functools.lru_cache(maxsize=64)
-def _counted_flops(name: str, sha256: str, settings: tuple[Any, ...]) -> float | None:
-    """FLOPs of one video of a known spec at these settings (counted on the meta device), or None when the spec is
-    not one of ours (a user's own spec file cannot be counted here)."""
-    from bench.errors import UsageError
-    from bench.specs import Settings, load_spec
-
-    try:
-        spec = load_spec(name)
-    except UsageError:
-        return None
-    from bench.flops import total_flops
-
-    try:
-        return total_flops(spec, Settings(*settings))
-    except UsageError:  # a family the counter does not cover (Mochi)
-        return None
-
-
 def record_flops(record: ResultRecord) -> float | None:
-    """FLOPs of one video of the record's spec at its settings, counted once per process; None where the spec is
-    not one of ours or its family cannot be counted."""
-    return _counted_flops(record.spec.name, record.spec.sha256, _settings_tuple(record))
+    """FLOPs of one video of the record's spec at its settings; None where the spec is not one of ours or its family
+    cannot be counted."""
+    from bench.specs import Settings
+
+    fields = {f: getattr(record.settings, f) for f in Settings.__dataclass_fields__}
+    return spec_flops(record.spec.name, Settings(**fields))
 
 
 @functools.lru_cache(maxsize=64)

@@ -22,7 +22,6 @@ from bench.record import ResultRecord, load_record, record_json, settings_key, w
 
 TOY_DIR = "toy"
 REFERENCE_DIR = "reference"
-MAX_FILES = 100_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,9 +32,28 @@ class Filed:
     note: str | None = None  # accepted, but worth saying (e.g. a toy filed apart)
 
 
+def is_cpu(record: ResultRecord) -> bool:
+    return record.settings.device == "cpu" or record.hardware_class.startswith("cpu:")
+
+
+def is_tiny(record: ResultRecord) -> bool:
+    """A tiny spec: flagged in the record, named tiny-*, or tiny in the models/ spec of that name."""
+    from bench.specs import load_spec, spec_names
+
+    name = record.spec.name
+    if record.spec.tiny or name.startswith("tiny-"):
+        return True
+    if name in spec_names():  # only names from models/: a record's name is never turned into a path
+        try:
+            return load_spec(name).tiny
+        except UsageError:
+            return False
+    return False
+
+
 def is_toy(record: ResultRecord) -> bool:
     """A CPU run or a tiny spec: proves the harness works, says nothing about what video costs on GPUs."""
-    return record.spec.tiny or record.settings.device == "cpu" or record.hardware_class.startswith("cpu:")
+    return is_cpu(record) or is_tiny(record)
 
 
 def content_hash(record: ResultRecord) -> str:
@@ -116,14 +134,11 @@ def submit(paths: list[Path], root: Path, allow_toy: bool = False) -> list[Filed
 def scan(root: Path, include_toy: bool = False) -> tuple[list[tuple[Path, ResultRecord]], list[str]]:
     """Every loadable measured record under root (a folder or one file): the references folder and journals are
     skipped, toys only when asked. Returns the records and one line per file that failed to load."""
-    if root.is_file():
-        paths = [root]
-    elif root.is_dir():
-        paths = sorted(p for p in root.rglob("*.json") if _measured_path(p, root, include_toy))
-    else:
+    from bench.collect import expand
+
+    if not root.exists():
         raise UsageError(f"{root}: no such file or folder")
-    if len(paths) > MAX_FILES:
-        raise UsageError(f"{root}: more than {MAX_FILES} JSON files; point at one hardware class's folder")
+    paths = [p for p in expand([root]) if root.is_file() or _measured_path(p, root, include_toy)]
     records, bad = [], []
     for path in paths:
         try:
@@ -135,6 +150,4 @@ def scan(root: Path, include_toy: bool = False) -> tuple[list[tuple[Path, Result
 
 def _measured_path(path: Path, root: Path, include_toy: bool) -> bool:
     parts = path.relative_to(root).parts
-    if REFERENCE_DIR in parts[:1] or path.name.endswith(".journal.jsonl"):
-        return False
-    return include_toy or TOY_DIR not in parts[:1]
+    return REFERENCE_DIR not in parts[:1] and (include_toy or TOY_DIR not in parts[:1])

@@ -85,7 +85,8 @@ def _pump(procs: list[Any], conns: list[Any], on_message: Callable[[Message], No
                 live.pop(index)
                 continue
             on_message(Message(msg.kind, {**msg.fields, "worker": index}))
-            ready |= {index} if msg.kind == "ready" else set()
+            if msg.kind == "ready":
+                ready.add(index)
             if msg.kind in ("done", "failed"):
                 ended[index] = None if msg.kind == "done" else "failed"
                 live.pop(index)

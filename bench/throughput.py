@@ -80,34 +80,17 @@ def from_scenario(s: Scenario, class_id: str | None = None) -> Throughput:
                       f"{scaled:.4g} (an assumption, not a measurement)", target)
 
 
-def is_cpu(r: ResultRecord) -> bool:
-    return r.settings.device == "cpu" or r.hardware_class.startswith("cpu:")
-
-
-def is_toy(r: ResultRecord) -> bool:
-    """A tiny spec: flagged in the record (schema 2), named tiny-*, or tiny in the models/ spec of that name."""
-    from bench.specs import load_spec, spec_names
-
-    name = r.spec.name
-    if getattr(r.spec, "tiny", False) or name.startswith("tiny-"):
-        return True
-    if name in spec_names():  # only names from models/: a record's name is never turned into a path
-        try:
-            return load_spec(name).tiny
-        except UsageError:
-            return False
-    return False
-
-
 def _trust(r: ResultRecord, label: str, allow_toy: bool) -> list[str]:
     """Refuse what a fleet must not be sized from; return the warnings --allow-toy turns refusals into."""
+    from bench.registry import is_cpu, is_tiny
+
     if not r.complete:
         reason = f" ({shown(r.incomplete_reason)})" if r.incomplete_reason else ""
         raise UsageError(f"{label} is incomplete{reason}: a fleet is sized from complete runs only; rerun it")
     problems = []
     if is_cpu(r):
         problems.append(f"was made on a CPU ({shown(r.hardware_class)})")
-    if is_toy(r):
+    if is_tiny(r):
         problems.append(f"was made with the toy spec {shown(r.spec.name)}")
     if problems and not allow_toy:
         raise UsageError(f"{label} {problems[0]}: it says nothing about what video costs on GPUs; {TOY_HINT}")
@@ -128,6 +111,7 @@ def _power_per_gpu(r: ResultRecord) -> float | None:
 def from_record(path: str, class_id: str | None = None, allow_toy: bool = False) -> Throughput:
     """One record's measured throughput, on the catalogue class of the GPU it ran on."""
     from bench.record import load_record, settings_key
+    from bench.registry import is_cpu
 
     label = f"record {shown(Path(path).name)}"
     r = load_record(path)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.messages import encode, message
+from bench.timing import generate  # stdlib-only module: no torch at import
 
 Send = Callable[..., None]
 SERIES_CHUNK_S = 2.0  # how often the sampled series is streamed to the parent
@@ -213,13 +214,13 @@ def _run(job: dict[str, Any], send: Send, wait_go: Callable[[], None], where: di
         reference = None
         if options.needs_reference():
             where["stage"] = "the plain reference generation"
-            _, reference = _generate(pipe, clock, kwargs, lay.seeds(job["seed"], job["worker"], 0), device)
+            _, reference = generate(pipe, clock, kwargs, lay.seeds(job["seed"], job["worker"], 0), device)
         applied.update(serving.apply(pipe, spec.denoiser, options, dtype))
         send("loaded", load_s=load_s, options=applied)
 
         for k in range(job["warmup"]):
             where["stage"] = f"warm-up {k + 1}"
-            timing, _ = _generate(pipe, clock, kwargs, lay.warmup_seed(job["seed"], job["worker"], k), device)
+            timing, _ = generate(pipe, clock, kwargs, lay.warmup_seed(job["seed"], job["worker"], k), device)
             send("warmup", index=k, seed=timing["seed"], latency_s=timing["latency_s"])
         if job["world"] > 1:  # every worker starts timing on the same signal: one window for the server figures
             where["stage"] = "waiting for the other workers"
@@ -256,19 +257,13 @@ def time_generations(pipe: Any, clock: Any, kwargs: dict[str, Any], job: dict[st
     while index < job["repeats"] and (budget is None or time.perf_counter() - t0 < budget):
         where["stage"] = f"timed generation {index + 1}"
         memory.reset()
-        timing, frames = _generate(pipe, clock, kwargs, lay.seeds(job["seed"], worker, index), device, t0)
+        timing, frames = generate(pipe, clock, kwargs, lay.seeds(job["seed"], worker, index), device, t0)
         send("generation", index=index, **timing, peak_memory_bytes=memory.peak_bytes(),
              peak_memory_method=memory.method)
         if index == 0 and reference is not None:
             send("fidelity", **serving.fidelity(reference, frames), seed=timing["seed"])
         index += 1
     return frames
-
-
-def _generate(pipe: Any, clock: Any, kwargs: dict[str, Any], seed: int, device: str, t0: float = 0.0) -> Any:
-    from bench.timing import generate
-
-    return generate(pipe, clock, kwargs, seed, device, t0)
 
 
 def _cpu_energy(rapl: Any, before: Any, after: Any, reason: str | None) -> dict[str, Any]:

@@ -77,11 +77,11 @@ def figures(c: Comparison, chosen: tuple[Path, object] | None) -> list[Plot]:
 def _pick_timeline(c: Comparison, path: Path | None) -> tuple[Path, object] | None:
     """--timeline's record, else the newest GPU record with a series among those shown (toys only with
     --allow-toy)."""
-    from bench.throughput import is_toy
+    from bench.registry import is_tiny
 
     if path is not None:
         return timeline.chosen(path)
-    return timeline.newest([(p, r) for p, r in c.loaded.records if c.allow_toy or not is_toy(r)])
+    return timeline.newest([(p, r) for p, r in c.loaded.records if c.allow_toy or not is_tiny(r)])
 
 
 def write_report(paths: Sequence[str | Path], out: Path, timeline_path: Path | None = None,
