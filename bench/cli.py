@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.errors import UsageError
+from bench.core.errors import UsageError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -17,9 +17,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
-    from bench.options import CACHES, OFFLOADS, QUANTIZE
-    from bench.runner import DEFAULT_OUT, DEFAULT_PROMPT
-    from bench.specs import DEFAULT_MODEL
+    from bench.run.options import CACHES, OFFLOADS, QUANTIZE
+    from bench.run.runner import DEFAULT_OUT, DEFAULT_PROMPT
+    from bench.core.specs import DEFAULT_MODEL
     from bench.telemetry import CHOICES
     from bench.telemetry.sampler import DEFAULT_PERIOD_S
 
@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_compare(sub: argparse._SubParsersAction) -> None:
-    from bench.compare import DEFAULT_BASELINE, DEFAULT_SCENARIO
+    from bench.analysis.compare import DEFAULT_BASELINE, DEFAULT_SCENARIO
 
     cmp = sub.add_parser("compare", help="records, folders or the registry side by side, published figures beside")
     rep = sub.add_parser("report", help="one self-contained HTML page: the comparison, plots and a run's timeline")
@@ -132,7 +132,7 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
 
 def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sweep", help="a matrix of runs from a TOML file, one record per cell, resumable")
-    p.add_argument("file", type=Path, metavar="FILE.toml", help="the sweep file (format: python -m pydoc bench.sweep)")
+    p.add_argument("file", type=Path, metavar="FILE.toml", help="the sweep file (format: python -m pydoc bench.run.sweep)")
     p.add_argument("--out", type=Path, help="folder for the records (default t2vbench-results/sweep-<name>); rerun "
                    "with the same one to resume")
     p.add_argument("--launcher", choices=("local", "slurm"), default="local",
@@ -164,13 +164,13 @@ def _add_fleet(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from bench.display import format_models
-    from bench.specs import all_specs
+    from bench.present.text import format_models
+    from bench.core.specs import all_specs
 
     specs = all_specs()
     if args.memory:
-        from bench.display import table
-        from bench.memory import FIT_HEADER, fit_table
+        from bench.present.text import table
+        from bench.run.memory import FIT_HEADER, fit_table
 
         print(table(fit_table([s for s in specs if not s.tiny]), FIT_HEADER))
         print("weights only, from parameter counts on the meta device; activations, the CUDA context and the VAE "
@@ -178,7 +178,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         return 0
     params: dict[str, int | None] = {s.name: s.published_params for s in specs}
     if args.params:
-        from bench.build import count_params_meta
+        from bench.run.build import count_params_meta
 
         params = {s.name: count_params_meta(s)[s.denoiser] for s in specs}
     print(format_models(specs, params))
@@ -186,8 +186,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench.options import Options
-    from bench.runner import RunConfig, run
+    from bench.run.options import Options
+    from bench.run.runner import RunConfig, run
 
     overrides = {k: getattr(args, k) for k in ("height", "width", "num_frames", "fps", "steps", "guidance_scale",
                                                "guidance_scale_2")}
@@ -208,8 +208,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _print_record(record, path: Path, as_json: bool) -> None:
-    from bench.display import format_run
-    from bench.record import settings_key
+    from bench.present.text import format_run
+    from bench.records.schema import settings_key
 
     if as_json:
         print(json.dumps({"record": str(path), "complete": record.complete, "summary": record.summary,
@@ -220,15 +220,15 @@ def _print_record(record, path: Path, as_json: bool) -> None:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from bench.record import load_record
+    from bench.analysis.physics import load_checked
 
-    _print_record(load_record(args.record), args.record, args.json)
+    _print_record(load_checked(args.record), args.record, args.json)
     return 0
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from bench.display import clean
-    from bench.registry import submit
+    from bench.core.text import clean
+    from bench.analysis.registry import submit
 
     results = submit(args.records, args.results, args.allow_toy)
     for f in results:
@@ -240,7 +240,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from bench.sweep import compare_text, format_commands, format_sweep, run_sweep
+    from bench.present.sweep import compare_text, format_commands, format_sweep
+    from bench.run.sweep import run_sweep
 
     result = run_sweep(args.file, args.out, args.launcher, args.dry_run, report=lambda line: print(line, flush=True))
     print(format_sweep(result))
@@ -252,7 +253,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
-    from bench.runner import recover
+    from bench.run.runner import recover
 
     outcome = recover(args.journal)
     _print_record(outcome.record, outcome.path, False)
@@ -260,8 +261,10 @@ def cmd_recover(args: argparse.Namespace) -> int:
 
 
 def cmd_fleet(args: argparse.Namespace) -> int:
-    from bench import fleet, scenarios, throughput
-    from bench.fleet_report import check_plot_path, fleet_json, format_fleet, plot
+    from bench.analysis import fleet
+    from bench.analysis import scenarios
+    from bench.analysis import throughput
+    from bench.present.fleet import check_plot_path, fleet_json, format_fleet, plot
 
     overrides = scenarios.parse_overrides(args.set)
     scenario = scenarios.load_scenario(args.scenario, overrides)
@@ -284,8 +287,8 @@ def cmd_fleet(args: argparse.Namespace) -> int:
 
 
 def cmd_roofline(args: argparse.Namespace) -> int:
-    from bench.display import format_roofline
-    from bench.roofline import analyze
+    from bench.present.text import format_roofline
+    from bench.analysis.roofline import analyze
 
     overrides = {k: getattr(args, k) for k in ("height", "width", "num_frames", "steps", "guidance_scale",
                                                "guidance_scale_2")}
@@ -298,8 +301,8 @@ def cmd_roofline(args: argparse.Namespace) -> int:
 def cmd_hardware(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from bench.display import format_hardware
-    from bench.hardware import catalogue
+    from bench.present.text import format_hardware
+    from bench.core.hardware import catalogue
 
     classes = list(catalogue().values())
     print(json.dumps([dataclasses.asdict(h) for h in classes]) if args.json else format_hardware(classes))
@@ -307,9 +310,9 @@ def cmd_hardware(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from bench import compare_format
-    from bench.compare import compare
-    from bench.display import clean
+    from bench.present import tables as compare_format
+    from bench.analysis.compare import compare
+    from bench.core.text import clean
 
     result = compare(args.paths, args.baseline, args.scenario, args.allow_toy)
     if args.csv or args.json:
@@ -322,8 +325,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from bench.display import clean
-    from bench.report import write_report
+    from bench.core.text import clean
+    from bench.present.report import write_report
 
     written = write_report(args.paths, args.out, timeline_path=args.timeline, baseline=args.baseline,
                            scenario=args.scenario, allow_toy=args.allow_toy, force=args.force)
@@ -340,7 +343,7 @@ COMMANDS = {"compare": cmd_compare, "report": cmd_report,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from bench.display import clean
+    from bench.core.text import clean
 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:

@@ -9,7 +9,7 @@ TINY = ["tiny-wan", "tiny-cogvideox", "tiny-ltx", "tiny-hunyuanvideo", "tiny-moc
 
 @pytest.fixture(autouse=True, scope="session")
 def _private_cache(tmp_path_factory):
-    """The FLOP cache of this test session, never the user's (bench.flops.total_flops)."""
+    """The FLOP cache of this test session, never the user's (bench.analysis.flops.total_flops)."""
     import os
 
     os.environ["T2VBENCH_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))

@@ -1,5 +1,5 @@
 """Records made for the compare and report tests: copies of the golden v2 record with chosen latencies, GPU,
-settings and strings, the summary recomputed by bench.metrics (as tests/test_record.py's _as_h100 does), so that
+settings and strings, the summary recomputed by bench.core.metrics (as tests/test_record.py's _as_h100 does), so that
 only what a test changes differs from an honest record. GPU telemetry comes from the faked pynvml in tests/fakes.
 """
 
@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import metrics
+from bench.core import metrics
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = json.loads((DATA / "record-v2-tiny-wan.json").read_text())

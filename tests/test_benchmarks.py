@@ -9,9 +9,9 @@ import time
 import pytest
 import torch
 
-from bench.build import build_pipeline
-from bench.specs import load_spec
-from bench.timing import StageClock, call_kwargs, generate
+from bench.run.build import build_pipeline
+from bench.core.specs import load_spec
+from bench.run.timing import StageClock, call_kwargs, generate
 
 MAX_OVERHEAD = 1.05
 ROUNDS = 30

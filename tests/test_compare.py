@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from bench import compare_format, stats
+from bench.present import tables as compare_format
+from bench.core import stats
 from bench.cli import main
-from bench.compare import compare
-from bench.errors import UsageError
+from bench.analysis.compare import compare
+from bench.core.errors import UsageError
 from tests import forge
 
 REFERENCES = Path(__file__).parent.parent / "results" / "reference"

@@ -5,13 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from bench import fleet, metrics
-from bench.errors import UsageError
-from bench.fleet import Figure
-from bench.hardware import get
-from bench.record import load_record, settings_key
-from bench.scenarios import PRESETS, load_scenario
-from bench.throughput import Throughput
+from bench.analysis import fleet
+from bench.core import metrics
+from bench.core.errors import UsageError
+from bench.analysis.fleet import Figure
+from bench.core.hardware import get
+from bench.records.schema import load_record, settings_key
+from bench.analysis.scenarios import PRESETS, load_scenario
+from bench.analysis.throughput import Throughput
 from tests.test_record import GOLDEN, _with_nvml_telemetry
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -469,7 +470,7 @@ def test_plot_writes_png_and_svg(run_cli, tmp_path):
 
 
 def test_catalogue_entries_all_carry_a_source_and_rentals_a_dated_one():
-    from bench.hardware import catalogue
+    from bench.core.hardware import catalogue
 
     classes = catalogue()
     assert {"h100-sxm", "h100-pcie", "h200", "b200", "a100-80gb", "l40s", "rtx-4090", "rtx-3090", "rtx-5090",
@@ -496,7 +497,7 @@ def test_catalogue_entries_all_carry_a_source_and_rentals_a_dated_one():
     ("NVIDIA GeForce RTX 3090 Ti", None), ("NVIDIA H100 NVL", None), ("cpu:amd-epyc", None),
 ])
 def test_gpu_names_map_onto_the_catalogue(name, expected):
-    from bench.hardware import match_gpu
+    from bench.core.hardware import match_gpu
 
     hw = match_gpu(name)
     assert (hw.id if hw else None) == expected

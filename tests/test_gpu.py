@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from bench.record import load_record
+from bench.records.schema import load_record
 from tests.conftest import cuda_available
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not cuda_available(), reason="no CUDA or ROCm GPU visible to torch")]
@@ -48,10 +48,10 @@ def test_memory_cap_and_group_offload_run_and_are_recorded(run_cli, tmp_path):
 def test_peak_memory_is_reset_for_each_generation_on_the_gpu():
     import torch
 
-    from bench.build import build_pipeline
-    from bench.specs import load_spec
-    from bench.timing import StageClock, call_kwargs
-    from bench.worker import time_generations
+    from bench.run.build import build_pipeline
+    from bench.core.specs import load_spec
+    from bench.run.timing import StageClock, call_kwargs
+    from bench.run.worker import time_generations
 
     spec = load_spec("tiny-wan")
     job = {"settings": {**spec.settings.__dict__}, "prompt": "a cat", "repeats": 2, "time_budget_s": None, "seed": 0}

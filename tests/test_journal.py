@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.assemble import build_record, replay
-from bench.errors import UsageError
-from bench.messages import Journal, message, read_journal
-from bench.record import load_record
+from bench.records.assemble import build_record, replay
+from bench.core.errors import UsageError
+from bench.records.journal import Journal, message, read_journal
+from bench.records.schema import load_record
 
 
 GOLDEN = Path(__file__).parent / "data" / "record-v3-tiny-wan.json"  # a real tiny run's record

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from bench.metrics import video_minutes_per_gpu_hour
-from bench.record import load_record, settings_key
+from bench.core.metrics import video_minutes_per_gpu_hour
+from bench.records.schema import load_record, settings_key
 from tests.conftest import cuda_available
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.errors import UsageError
-from bench.record import SCHEMA_VERSION, load_record, parse_record, record_json, settings_key, write_new
+from bench.analysis.physics import load_checked
+from bench.core.errors import UsageError
+from bench.records.schema import SCHEMA_VERSION, load_record, parse_record, record_json, settings_key, write_new
 
 DATA = Path(__file__).parent / "data"
 GOLDEN_V1 = DATA / "record-v1-tiny-wan.json"
@@ -31,7 +32,7 @@ def _refused(data: dict | str | bytes, fragment: str) -> None:
 def _load(tmp_path, data: dict):
     path = tmp_path / "r.json"
     path.write_text(json.dumps(data))
-    return load_record(path)
+    return load_checked(path)  # the loader, then the gate's physics
 
 
 def test_golden_record_loads_and_round_trips():
@@ -161,7 +162,7 @@ def test_cpu_device_with_a_gpu_class_is_refused(tmp_path):
 def _as_h100(data: dict, latency_s: float | None = None) -> dict:
     """The golden record claimed for an H100 (timings optionally replaced), with its summary recomputed, so only
     physics can tell it is forged."""
-    from bench import metrics
+    from bench.core import metrics
 
     data["hardware_class"], data["settings"]["device"], data["settings"]["dtype"] = \
         "nvidia-h100-80gb-hbm3", "cuda:0", "bfloat16"
@@ -185,7 +186,7 @@ def test_faster_than_the_counted_flop_bound_is_refused(tmp_path):
 
 def _with_nvml_telemetry(monkeypatch, power_w: float = 650.0) -> dict:
     """The golden record as an NVML run on an H100 would have it, with a constant-power series."""
-    from bench import metrics
+    from bench.core import metrics
     from bench.telemetry.nvml import NvmlBackend
     from bench.telemetry.summary import summarize
     from bench.telemetry import describe
@@ -277,7 +278,7 @@ def test_write_without_hard_links_still_never_overwrites(tmp_path, monkeypatch):
 def test_a_write_that_fails_halfway_leaves_no_partial_record(tmp_path):
     """The file-size limit makes the write fail after 64 kB for real; an atomic write leaves no file at the name."""
     script = (
-        "import resource, sys; from pathlib import Path; from bench.record import write_new\n"
+        "import resource, sys; from pathlib import Path; from bench.records.schema import write_new\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))\n"
         "try:\n    write_new(Path(sys.argv[1]), 'x' * 1_000_000)\nexcept OSError as e:\n    print('failed', e.errno)\n"
     )

@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.errors import UsageError
-from bench.record import parse_record
-from bench.reference import (
+from bench.core.errors import UsageError
+from bench.records.schema import parse_record
+from bench.analysis.reference import (
     MAX_REFERENCE_BYTES,
     REFERENCE_VERSION,
     format_reference,

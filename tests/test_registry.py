@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import metrics
-from bench.specs import load_spec
+from bench.core import metrics
+from bench.core.specs import load_spec
 
 GOLDEN = Path(__file__).parent / "data" / "record-v3-tiny-wan.json"
 KEY = "32x32-9f-16fps-4steps-g5-bfloat16-1gpu"

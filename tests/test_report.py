@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
-from bench.errors import UsageError
-from bench.report import write_report
+from bench.core.errors import UsageError
+from bench.present.report import write_report
 from tests import forge
 
 SCRIPT = "<script>document.title='pwned'</script>"

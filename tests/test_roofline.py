@@ -5,11 +5,11 @@ import json
 
 import pytest
 
-from bench import roofline
-from bench.errors import UsageError
-from bench.flops import count_flops
-from bench.hardware import get
-from bench.specs import load_spec
+from bench.analysis import roofline
+from bench.core.errors import UsageError
+from bench.analysis.flops import count_flops
+from bench.core.hardware import get
+from bench.core.specs import load_spec
 from tests.test_record import GOLDEN
 
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import imageio.v3 as iio
 import pytest
 
-from bench.errors import UsageError
-from bench.metrics import video_minutes_per_gpu_hour
-from bench.record import load_record
-from bench.runner import RunConfig, prepare
-from bench.specs import load_spec
+from bench.core.errors import UsageError
+from bench.core.metrics import video_minutes_per_gpu_hour
+from bench.records.schema import load_record
+from bench.run.runner import RunConfig, prepare
+from bench.core.specs import load_spec
 from tests.conftest import TINY, cuda_available
 
 

@@ -3,9 +3,9 @@ import re
 
 import pytest
 
-from bench.build import count_params_meta
-from bench.errors import UsageError
-from bench.specs import all_specs, check_settings, load_spec, spec_names
+from bench.run.build import count_params_meta
+from bench.core.errors import UsageError
+from bench.core.specs import all_specs, check_settings, load_spec, spec_names
 from tests.conftest import TINY
 
 FULL = [s for s in spec_names() if not s.startswith("tiny-")]
@@ -107,7 +107,7 @@ def test_model_names_are_names_from_models_only(name):
 
 
 def _user_spec(tmp_path, **edits):
-    from bench.specs import models_dir
+    from bench.core.specs import models_dir
 
     text = (models_dir() / "tiny-wan.toml").read_text()
     for old, new in edits.items():
@@ -119,7 +119,7 @@ def _user_spec(tmp_path, **edits):
 
 
 def test_a_user_spec_file_loads_through_spec(tmp_path):
-    from bench.specs import load_spec_file
+    from bench.core.specs import load_spec_file
 
     spec = load_spec_file(_user_spec(tmp_path, **{'name = "tiny-wan"': 'name = "my-wan"'}))
     assert spec.name == "my-wan" and spec.family == "wan"
@@ -134,7 +134,7 @@ def test_a_user_spec_file_loads_through_spec(tmp_path):
     ({'name = "tiny-wan"': 'name = "tiny-wan"\nname = "again"'}, "not valid TOML"),
 ])
 def test_bad_user_specs_are_refused_in_one_line(tmp_path, edit, fragment):
-    from bench.specs import load_spec_file
+    from bench.core.specs import load_spec_file
 
     with pytest.raises(UsageError, match=re.escape(fragment)) as info:
         load_spec_file(_user_spec(tmp_path, **edit))

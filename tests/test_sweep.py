@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from bench import cli, sweep, sweep_launch
-from bench.record import load_record
-from bench.sweep_plan import KEYS, load_sweep, make_cell, run_config
+from bench import cli
+from bench.run import sweep
+from bench.run import sweep_launch
+from bench.records.schema import load_record
+from bench.run.sweep_plan import KEYS, load_sweep, make_cell, run_config
 
 DATA = Path(__file__).parent / "data"
 TWO_CELLS = """
@@ -136,7 +138,7 @@ def test_the_cells_flags_make_the_same_run_config_as_the_run_command(tmp_path, m
         seen.append(config)
         raise Captured
 
-    monkeypatch.setattr("bench.runner.run", capture)
+    monkeypatch.setattr("bench.run.runner.run", capture)
     with pytest.raises(Captured):
         cli.main(["run", *cell.argv])
     ours = run_config(cell, tmp_path / "out")
@@ -178,7 +180,7 @@ def test_only_cells_without_a_complete_record_run(tmp_path, monkeypatch, run_cli
     _record_file(out, "someone else's run", name="other.json")
     (out / "not-a-record.json").write_text("{}")
     monkeypatch.setattr(sweep_launch.subprocess, "Popen", FakeCell)
-    monkeypatch.setattr(sweep, "compare_text", lambda result: None)  # tested below; it imports torch
+    monkeypatch.setattr("bench.present.sweep.compare_text", lambda result: None)  # tested below; it imports torch
     FakeCell.started, FakeCell.code = [], 1
     code, stdout, _ = run_cli("sweep", _file(tmp_path, TWO_CELLS), "--out", out)
     assert [argv[4:] for argv in FakeCell.started] == [list(second.argv)]  # after python -m bench.cli run
@@ -190,31 +192,19 @@ def test_only_cells_without_a_complete_record_run(tmp_path, monkeypatch, run_cli
     assert "1 done earlier, 1 to run" in stdout
 
 
-def test_the_compare_table_covers_the_complete_records_when_compare_exists(tmp_path, monkeypatch):
-    import importlib.util
-
-    import bench.compare
-    import bench.compare_format
+def test_the_compare_table_covers_the_complete_records_only(tmp_path):
+    from bench.present.sweep import compare_text
 
     out = tmp_path / "out"
     first, second = _cells(TWO_CELLS, tmp_path)
     done = _record_file(out, first.label, name="done.json")
     _record_file(out, second.label, complete=False, name="evidence.json")
     result = sweep.run_sweep(_file(tmp_path, TWO_CELLS), out, dry_run=True)
-    asked = []
-    monkeypatch.setattr(bench.compare, "compare", lambda paths, **kw: asked.append((paths, kw)) or "cmp")
-    monkeypatch.setattr(bench.compare_format, "format_table", lambda c: f"table of {c}")
-    assert sweep.compare_text(result) == "table of cmp" and asked == [([done], {"allow_toy": True})]
-
-    def refuse(paths, **kw):
-        raise sweep.UsageError("nothing to compare")
-
-    monkeypatch.setattr(bench.compare, "compare", refuse)
-    assert sweep.compare_text(result) == "(no comparison: nothing to compare)"
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "bench.compare" else real(name, *a))  # not written yet
-    assert sweep.compare_text(result) is None
+    text = compare_text(result)
+    rows = [line for line in text.splitlines() if "tiny-wan" in line]
+    assert len(rows) == 1, text  # the complete record; the incomplete evidence is not compared
+    rate = load_record(done).summary["video_minutes_per_gpu_hour"]
+    assert f"{rate:,.0f}" in rows[0]
 
 
 def test_dry_run_checks_and_shows_the_plan_and_writes_nothing(tmp_path, run_cli, no_runs):

@@ -5,11 +5,11 @@ memory is the generation's own, not what happened before it."""
 import pytest
 import torch
 
-import bench.timing as timing
-from bench.build import build_pipeline
-from bench.specs import load_spec
-from bench.timing import StageClock, call_kwargs, generate
-from bench.worker import PeakMemory, time_generations
+import bench.run.timing as timing
+from bench.run.build import build_pipeline
+from bench.core.specs import load_spec
+from bench.run.timing import StageClock, call_kwargs, generate
+from bench.run.worker import PeakMemory, time_generations
 
 SYNC_S = 0.5  # what each device sync waits for: the queued GPU work it stands for
 POWER_W = 100.0  # the fake energy counter's rate

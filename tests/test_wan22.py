@@ -9,13 +9,13 @@ import re
 import pytest
 import torch
 
-from bench.build import build_pipeline
-from bench.errors import UsageError
-from bench.flops import count_flops, expert_steps
-from bench.record import load_record, parse_record, record_json, settings_key
-from bench.runner import RunConfig, prepare
-from bench.specs import check_settings, load_spec, load_spec_file, models_dir, preset_settings
-from bench.timing import StageClock, call_kwargs, generate
+from bench.run.build import build_pipeline
+from bench.core.errors import UsageError
+from bench.analysis.flops import count_flops, expert_steps
+from bench.records.schema import load_record, parse_record, record_json, settings_key
+from bench.run.runner import RunConfig, prepare
+from bench.core.specs import check_settings, load_spec, load_spec_file, models_dir, preset_settings
+from bench.run.timing import StageClock, call_kwargs, generate
 from tests.test_record import GOLDEN
 from tests.test_roofline import t5_encoder_flops, wan_transformer_flops
 

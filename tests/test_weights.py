@@ -6,9 +6,9 @@ import json
 import pytest
 import torch
 
-from bench.build import build_pipeline
-from bench.record import load_record
-from bench.specs import load_spec
+from bench.run.build import build_pipeline
+from bench.records.schema import load_record
+from bench.core.specs import load_spec
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_hub_repo_id_from_the_offline_cache(saved_tiny_wan, tmp_path, monkeypatc
 def test_missing_hub_repo_offline_is_one_clear_error(tmp_path, monkeypatch):
     import huggingface_hub.constants as hc
 
-    from bench.errors import UsageError
+    from bench.core.errors import UsageError
 
     monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path))
     monkeypatch.setattr(hc, "HF_HUB_OFFLINE", True)

@@ -1,0 +1,108 @@
+"""Gather record and reference files from paths given on the command line, for `compare` and `report`.
+
+A PATH is a file or a folder (walked recursively for *.json). A file whose JSON says `"kind": "reference"` is a
+published figure (bench.analysis.reference), any other is a result record (bench.records.schema, loaded strictly, physics checked).
+A run's journal (*.journal.jsonl) is skipped: `t2vbench recover` turns it into a record. Anything that cannot be
+used is listed once as skipped, with its one-line reason; nothing here raises for a bad file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.core.errors import UsageError
+from bench.analysis.physics import load_checked
+from bench.records.schema import MAX_RECORD_BYTES, ResultRecord
+from bench.analysis.reference import Reference, parse_reference
+from bench.core.text import shown
+
+MAX_FILES = 10_000  # a registry is walked file by file; bound the walk
+JOURNAL_SUFFIX = ".journal.jsonl"
+
+
+@dataclasses.dataclass(frozen=True)
+class Loaded:
+    """What the paths held: records and references with their paths, and one line per file left out."""
+
+    records: tuple[tuple[Path, ResultRecord], ...]
+    references: tuple[tuple[Path, Reference], ...]
+    skipped: tuple[str, ...]
+
+
+def expand(paths: Sequence[str | Path]) -> list[Path]:
+    """The files under paths: a file as given, a folder's *.json recursively (sorted). Each file once.
+    Raises UsageError for a path that does not exist or a walk past MAX_FILES."""
+    out: dict[Path, Path] = {}
+    for given in map(Path, paths):
+        if given.is_dir():
+            found = sorted(p for p in given.rglob("*.json") if p.is_file())
+        elif given.exists():
+            found = [given]
+        else:
+            raise UsageError(f"{shown(str(given))}: no such file or folder; give record files or folders "
+                             "(default ./results)")
+        for p in found:
+            out.setdefault(p.resolve(), p)
+        if len(out) > MAX_FILES:
+            raise UsageError(f"{shown(str(given))}: more than {MAX_FILES} files; give a smaller folder")
+    return list(out.values())
+
+
+def _read(path: Path) -> bytes:
+    with path.open("rb") as f:
+        raw = f.read(MAX_RECORD_BYTES + 1)
+    if len(raw) > MAX_RECORD_BYTES:
+        raise UsageError(f"{path}: larger than {MAX_RECORD_BYTES} bytes; not a t2vbench record")
+    return raw
+
+
+def _is_reference(raw: bytes) -> bool:
+    """Whether the file claims to be a reference; the loaders judge the rest (and word any error)."""
+    from bench.core.jsonsafe import loads_strict
+
+    try:
+        data = loads_strict(raw, "file")
+    except UsageError:
+        return False  # load_record words the error
+    return isinstance(data, dict) and data.get("kind") == "reference"
+
+
+def load_one(path: Path) -> ResultRecord | Reference:
+    """A record or a reference from one file. Raises UsageError naming the file and the reason."""
+    if path.name.endswith(JOURNAL_SUFFIX):
+        raise UsageError(f"{path}: a run's journal, not a record; 't2vbench recover' turns it into one")
+    if not path.is_file():  # a FIFO or a device would block or never end
+        raise UsageError(f"{path}: not a regular file")
+    try:
+        raw = _read(path)
+        if _is_reference(raw):
+            return parse_reference(raw, str(path))
+        return load_checked(path)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+
+
+def load(paths: Sequence[str | Path]) -> Loaded:
+    """Every usable record and reference under paths; the rest skipped with a reason. A record met twice (same
+    run_id, e.g. a copy beside the registry) counts once. Raises UsageError only for a path that does not exist."""
+    records, references, skipped = [], [], []
+    seen: dict[str, Path] = {}
+    for path in expand(paths):
+        try:
+            item = load_one(path)
+        except UsageError as exc:
+            skipped.append(str(exc))
+            continue
+        if isinstance(item, Reference):
+            references.append((path, item))
+        elif item.run_id in seen:
+            skipped.append(f"{path}: the same run (run_id {item.run_id}) as {seen[item.run_id]}; counted once")
+        elif not item.complete:
+            why = f" ({item.incomplete_reason})" if item.incomplete_reason else ""
+            skipped.append(f"{path}: an incomplete run{why}; only complete runs are compared")
+        else:
+            seen[item.run_id] = path
+            records.append((path, item))
+    return Loaded(tuple(records), tuple(references), tuple(skipped))

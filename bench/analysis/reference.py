@@ -1,0 +1,198 @@
+"""Published figures: records of their own kind (`kind: "reference"`), never mistaken for a measurement.
+
+A reference holds what a source published, the settings the figure was taken at and where it came from; t2vbench
+measured none of it. A result record cannot load as a reference (no `kind`) nor a reference as a record (no
+`schema_version`). One small JSON file per (source, model, hardware class, GPUs, settings) under results/reference/.
+
+Figures and their units (each optional, at least one given):
+- seconds_per_video: wall seconds one video takes at batch 1 with all `gpus` working on it (latency)
+- videos_per_s: videos finished per second by all `gpus` together (throughput, e.g. MLPerf Offline)
+- energy_per_video_j, avg_power_w: totals over all `gpus`, not per GPU
+
+Reference versions (bump REFERENCE_VERSION and add an update step for every change):
+  1  first version: source, model, hardware class, GPUs, settings, the four figures, measured or estimated.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from bench.core import hardware
+from bench.core import metrics
+from bench.core.errors import UsageError
+from bench.core.jsonsafe import loads_strict
+from bench.records.schema import Slug, Text, _Strict, field_error
+
+REFERENCE_VERSION = 1
+MAX_REFERENCE_BYTES = 64 * 1024  # a reference is a few hundred bytes: anything large is not one
+AGREE_REL = 0.03  # two published figures of one run (latency and throughput, energy and power x time) agree this well
+
+Date = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?$")]  # YYYY-MM or YYYY-MM-DD
+Label = Annotated[str, Field(min_length=1, max_length=300)]
+
+
+class Source(_Strict):
+    id: Slug  # short name shown in tables, e.g. 'mlenergy-v3'
+    title: Label
+    url: Annotated[str, Field(pattern=r"^https://[^\s]+$", max_length=2000)]
+    publisher: Label
+    published: Date | None  # when the source was published ...
+    data_date: Date | None  # ... or when its data were last updated; at least one
+    accessed: Date
+
+    @model_validator(mode="after")
+    def _dated(self) -> Source:
+        if self.published is None and self.data_date is None:
+            raise ValueError("give 'published' or 'data_date': a figure without a date cannot be weighed")
+        return self
+
+
+class ReferenceSettings(_Strict):
+    height: Annotated[int, Field(ge=1, le=16384)] | None  # None: the source states none
+    width: Annotated[int, Field(ge=1, le=16384)] | None
+    num_frames: Annotated[int, Field(ge=1, le=1_000_000)]
+    fps: Annotated[float, Field(gt=0, le=1000)]  # the source's own fps: it decides the video seconds
+    steps: Annotated[int, Field(ge=1, le=10000)] | None
+    guidance_scale: Annotated[float, Field(ge=0, le=1000)] | None  # None: not stated (often the pipeline default)
+    batch_size: Annotated[int, Field(ge=1, le=100000)] | None
+    precision: Label | None
+    framework: Label | None
+    parallelism: Label | None
+
+
+class Reference(_Strict):
+    kind: Literal["reference"]
+    reference_version: Literal[1]
+    measured: bool  # false for an analytic estimate
+    basis: Label  # how the source got its figure, e.g. 'measured: 2 timed iterations after a 1-step warm-up'
+    source: Source
+    model: Slug  # a t2vbench spec name where models/ has one, else the model's published name in lower case
+    model_id: Label | None  # the name the source uses (hub id), where it differs
+    hardware_class: Slug
+    gpus: Annotated[int, Field(ge=1, le=100000)]
+    settings: ReferenceSettings
+    seconds_per_video: Annotated[float, Field(gt=0, le=1e8)] | None = None
+    videos_per_s: Annotated[float, Field(gt=0, le=1e6)] | None = None
+    energy_per_video_j: Annotated[float, Field(gt=0, le=1e12)] | None = None
+    avg_power_w: Annotated[float, Field(gt=0, le=1e8)] | None = None
+    notes: Annotated[list[Text], Field(max_length=20)] = []
+
+    @field_validator("hardware_class")
+    @classmethod
+    def _known_class(cls, value: str) -> str:
+        if value not in hardware.catalogue():
+            raise ValueError(f"'{value}' is not in the hardware catalogue: run 't2vbench hardware' to list them")
+        return value
+
+    @model_validator(mode="after")
+    def _figures_agree(self) -> Reference:
+        figures = (self.seconds_per_video, self.videos_per_s, self.energy_per_video_j, self.avg_power_w)
+        if all(f is None for f in figures):
+            raise ValueError("no figure: give seconds_per_video, videos_per_s, energy_per_video_j or avg_power_w")
+        if self.seconds_per_video is not None and self.settings.batch_size not in (None, 1):
+            raise ValueError("seconds_per_video is a batch-1 latency; give videos_per_s for a batched figure")
+        if self.seconds_per_video is not None and self.videos_per_s is not None:
+            _agree("seconds_per_video x videos_per_s", self.seconds_per_video * self.videos_per_s, 1.0)
+        wall_s = self.wall_seconds_per_video()
+        if wall_s is not None and self.energy_per_video_j is not None and self.avg_power_w is not None:
+            _agree("energy_per_video_j", self.energy_per_video_j, self.avg_power_w * wall_s)
+        return self
+
+    def wall_seconds_per_video(self) -> float | None:
+        """Wall seconds per finished video on all `gpus` together, or None without a time figure."""
+        if self.seconds_per_video is not None:
+            return self.seconds_per_video
+        return None if self.videos_per_s is None else 1.0 / self.videos_per_s
+
+    def gpu_seconds_per_video(self) -> float | None:
+        """GPU-seconds one video costs: seconds_per_video x gpus, or gpus / videos_per_s."""
+        wall_s = self.wall_seconds_per_video()
+        return None if wall_s is None else wall_s * self.gpus
+
+    def video_seconds(self) -> float:
+        """Seconds of playback of one video at the source's fps."""
+        return metrics.video_seconds(self.settings.num_frames, self.settings.fps)
+
+    def video_minutes_per_gpu_hour(self) -> float | None:
+        """Throughput by bench.core.metrics' definition, or None where the source gives no time figure."""
+        gpu_s = self.gpu_seconds_per_video()
+        return None if gpu_s is None else metrics.video_minutes_per_gpu_hour(self.video_seconds(), gpu_s)
+
+    def energy_per_video_minute_wh(self) -> float | None:
+        """Energy per minute of video in Wh, or None where the source gives no energy."""
+        if self.energy_per_video_j is None:
+            return None
+        return self.energy_per_video_j / 3600.0 / (self.video_seconds() / 60.0)
+
+
+def _agree(what: str, value: float, expected: float) -> None:
+    if not math.isclose(value, expected, rel_tol=AGREE_REL):
+        raise ValueError(f"{what} is {value:.6g} but the other figures give {expected:.6g}: one of them is mistyped")
+
+
+def parse_reference(text: str | bytes, origin: str = "reference") -> Reference:
+    """Parse and validate one reference. Raises UsageError, one line naming the field and the fix."""
+    data = loads_strict(text, origin)  # UTF-8 only, no NaN, no duplicate keys
+    if not isinstance(data, dict):
+        raise UsageError(f"{origin}: a reference is a JSON object")
+    if data.get("kind") != "reference":
+        raise UsageError(
+            f"{origin}: field 'kind' is {data.get('kind')!r}, not 'reference': only published figures belong in "
+            "results/reference/; measured records go through 't2vbench submit'"
+        )
+    version = data.get("reference_version")
+    if isinstance(version, int) and not isinstance(version, bool) and version > REFERENCE_VERSION:
+        raise UsageError(
+            f"{origin}: field 'reference_version' is {version}, newer than this t2vbench reads "
+            f"({REFERENCE_VERSION}); upgrade t2vbench"
+        )
+    try:
+        return Reference.model_validate(data)
+    except ValidationError as exc:
+        raise field_error(exc, origin, "reference") from None
+
+
+def load_reference(path: str | Path) -> Reference:
+    """Load one reference file: UTF-8 only, at most MAX_REFERENCE_BYTES. Raises UsageError."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such reference file")
+    with path.open("rb") as f:
+        raw = f.read(MAX_REFERENCE_BYTES + 1)
+    if len(raw) > MAX_REFERENCE_BYTES:
+        raise UsageError(f"{path}: larger than {MAX_REFERENCE_BYTES} bytes; not a t2vbench reference")
+    return parse_reference(raw, str(path))
+
+
+def load_references(folder: str | Path) -> list[Reference]:
+    """Every *.json reference under folder, sorted by path. Raises UsageError at the first bad file."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: no such folder of references")
+    return [load_reference(p) for p in sorted(folder.rglob("*.json"))]
+
+
+def _num(value: float | None, fmt: str, unit: str) -> str:
+    return "-" if value is None else f"{value:{fmt}} {unit}"
+
+
+def format_reference(ref: Reference) -> str:
+    """One line: source, model, hardware, settings, figures, and whether it was measured or estimated."""
+    s = ref.settings
+    size = f"{s.width}x{s.height}" if s.width and s.height else "size n/a"
+    batch = f" bs{s.batch_size}" if s.batch_size else ""
+    steps = f" {s.steps} steps" if s.steps else ""
+    figures = ", ".join([
+        _num(ref.seconds_per_video, ",.1f", "s/video"),
+        _num(ref.videos_per_s, ".4g", "videos/s"),
+        _num(ref.video_minutes_per_gpu_hour(), ".2f", "video-min/GPU-h"),
+        _num(None if ref.energy_per_video_j is None else ref.energy_per_video_j / 1000, ",.1f", "kJ/video"),
+        _num(ref.avg_power_w, ",.0f", "W"),
+    ])
+    kind = "published measurement" if ref.measured else "published ESTIMATE, not a measurement"
+    return (f"{ref.source.id}: {ref.model} on {ref.gpus}x {ref.hardware_class}, {size} {s.num_frames}f "
+            f"@{s.fps:g}fps{steps}{batch}: {figures} ({kind})")

@@ -1,0 +1,154 @@
+"""The results registry: the file system is the database (as asv's is).
+
+    results/<hardware-class>/<model>/<settings-key>/<created>-<run-id>.json   accepted measurements
+    results/toy/<hardware-class>/<model>/<settings-key>/...                    CPU or tiny runs, with --allow-toy
+    results/reference/...                                                      published figures (bench.analysis.reference)
+
+`submit` is the gate: a record from a stranger is filed only if it loads strictly (schema, summaries recomputed from
+raw timings, telemetry recomputed from its series), physics allows it (no faster than the counted FLOPs at the class's
+peak, no more energy than its board power, no GPU class on a CPU run), it is complete, it can be checked (a model from
+models/, a hardware class from the catalogue), and it is not already filed (same run id or same content).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+
+from bench.core import hardware
+from bench.core.errors import UsageError
+from bench.analysis.physics import load_checked
+from bench.records.schema import ResultRecord, record_json, settings_key, write_new
+
+TOY_DIR = "toy"
+REFERENCE_DIR = "reference"
+
+
+@dataclasses.dataclass(frozen=True)
+class Filed:
+    source: Path
+    path: Path | None  # None when refused
+    reason: str | None = None  # why it was refused
+    note: str | None = None  # accepted, but worth saying (e.g. a toy filed apart)
+
+
+def is_cpu(record: ResultRecord) -> bool:
+    return record.settings.device == "cpu" or record.hardware_class.startswith("cpu:")
+
+
+def is_tiny(record: ResultRecord) -> bool:
+    """A tiny spec: flagged in the record, named tiny-*, or tiny in the models/ spec of that name."""
+    from bench.core.specs import load_spec, spec_names
+
+    name = record.spec.name
+    if record.spec.tiny or name.startswith("tiny-"):
+        return True
+    if name in spec_names():  # only names from models/: a record's name is never turned into a path
+        try:
+            return load_spec(name).tiny
+        except UsageError:
+            return False
+    return False
+
+
+def is_toy(record: ResultRecord) -> bool:
+    """A CPU run or a tiny spec: proves the harness works, says nothing about what video costs on GPUs."""
+    return is_cpu(record) or is_tiny(record)
+
+
+def content_hash(record: ResultRecord) -> str:
+    """A hash of what was measured (every generation's raw timings and readings), so a copy of a run under a new
+    run id, label or date is still the same run."""
+    import json
+
+    measured = json.dumps([g.model_dump(mode="json") for g in record.generations], sort_keys=True)
+    return hashlib.sha256(measured.encode("utf-8")).hexdigest()
+
+
+def place(record: ResultRecord, root: Path) -> Path:
+    """Where a record belongs in the registry."""
+    base = root / TOY_DIR if is_toy(record) else root
+    stamp = record.created_utc.replace("-", "").replace(":", "")
+    return base / record.hardware_class.replace(":", "-") / record.spec.name / settings_key(record) / \
+        f"{stamp}-{record.run_id}.json"
+
+
+def check(record: ResultRecord, allow_toy: bool) -> str | None:
+    """Why the registry must refuse this (strictly loaded) record, or None."""
+    from bench.core.specs import load_spec
+
+    if not record.complete:
+        return f"incomplete ({record.incomplete_reason}): only complete runs are filed"
+    if is_toy(record) and not allow_toy:
+        what = "a CPU run" if record.settings.device == "cpu" else f"the tiny spec '{record.spec.name}'"
+        return f"made with {what}: it says nothing about GPU cost; measure a real model on a GPU (or --allow-toy)"
+    if not record.environment or record.hardware_class == "unknown":
+        return "no environment or hardware class: a record must say what it ran on"
+    try:
+        spec = load_spec(record.spec.name)
+    except UsageError:
+        return f"model '{record.spec.name}' is not in models/: its FLOPs cannot be counted to check the record"
+    if spec.sha256 != record.spec.sha256:
+        return (f"made with a spec of '{record.spec.name}' that differs from models/{record.spec.name}.toml (another "
+                "architecture under the same name, or an older spec): rerun with the spec in models/")
+    if not is_toy(record) and hardware.match_gpu(record.hardware_class) is None:
+        return (f"hardware class '{record.hardware_class}' is not in the catalogue, so the record cannot be checked "
+                "against the physical bound: add the class with its source to bench/data/hardware.toml")
+    return None
+
+
+def filed(root: Path) -> tuple[set[str], set[str]]:
+    """Run ids and content hashes of every record already in the registry."""
+    ids, hashes = set(), set()
+    for _, record in scan(root, include_toy=True)[0]:
+        ids.add(record.run_id)
+        hashes.add(content_hash(record))
+    return ids, hashes
+
+
+def submit(paths: list[Path], root: Path, allow_toy: bool = False) -> list[Filed]:
+    """Check and file each record; one Filed per path, in order. Never raises for a bad record: it is refused."""
+    ids, hashes = filed(root) if root.exists() else (set(), set())
+    out = []
+    for source in paths:
+        try:
+            record = load_checked(source)
+        except UsageError as exc:
+            out.append(Filed(source, None, str(exc).removeprefix(f"{source}: ")))
+            continue
+        reason = check(record, allow_toy)
+        digest = content_hash(record)
+        if reason is None and (record.run_id in ids or digest in hashes):
+            reason = f"already filed (run {record.run_id})"
+        if reason is not None:
+            out.append(Filed(source, None, reason))
+            continue
+        path = write_new(place(record, root), record_json(record))
+        ids.add(record.run_id)
+        hashes.add(digest)
+        out.append(Filed(source, path, note="filed under toy/: not used by fleet or compare" if is_toy(record)
+                         else None))
+    return out
+
+
+def scan(root: Path, include_toy: bool = False) -> tuple[list[tuple[Path, ResultRecord]], list[str]]:
+    """Every loadable measured record under root (a folder or one file): the references folder and journals are
+    skipped, toys only when asked. Returns the records and one line per file that failed to load."""
+    from bench.analysis.collect import expand
+
+    if not root.exists():
+        raise UsageError(f"{root}: no such file or folder")
+    paths = [p for p in expand([root]) if root.is_file() or _measured_path(p, root, include_toy)]
+    records, bad = [], []
+    for path in paths:
+        try:
+            records.append((path, load_checked(path)))
+        except UsageError as exc:
+            bad.append(str(exc))
+    return records, bad
+
+
+def _measured_path(path: Path, root: Path, include_toy: bool) -> bool:
+    parts = path.relative_to(root).parts
+    return REFERENCE_DIR not in parts[:1] and (include_toy or TOY_DIR not in parts[:1])

@@ -1,0 +1,241 @@
+"""Where the fleet's throughput comes from, and whether it may be trusted.
+
+Six kinds, and only two of them are measurements:
+    given     --throughput N (with --hardware CLASS, the GPU it is for)
+    scenario  the scenario's own throughput_video_min_per_gpu_hour on its own hardware class
+    scaled    the scenario's throughput moved to another class by the ratio of peak bf16 FLOP/s (an assumption)
+    record    one result record's measured throughput               (measured)
+    results   the median over a results folder's records of one model, class and setting   (measured)
+    bound     the roofline bound: 100% of the class's peak FLOP/s at the model's canonical setting
+
+A record is refused when it is incomplete, and (unless --allow-toy, which turns the refusal into a warning) when it
+was made on a CPU or with a toy spec: neither says anything about what video costs on a GPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bench.core import hardware
+from bench.core.errors import UsageError
+from bench.analysis.scenarios import check_number
+from bench.core.text import shown
+
+if TYPE_CHECKING:
+    from bench.records.schema import ResultRecord
+    from bench.analysis.scenarios import Scenario
+
+MEASURED_KINDS = ("record", "results")
+TOY_HINT = "measure a real model on a GPU, or pass --allow-toy to size a fleet from it anyway"
+
+
+@dataclasses.dataclass(frozen=True)
+class Throughput:
+    """Video minutes per GPU-hour, what kind of figure it is and where it came from, and the GPU it is for."""
+
+    video_min_per_gpu_hour: float
+    kind: str  # one of the kinds in the module docstring
+    source: str
+    hardware: hardware.HardwareClass | None = None
+    measured_power_w: float | None = None  # the records' measured average board power per GPU, where they have one
+    settings_key: str | None = None  # bench.records.schema.settings_key of the measured records
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def measured(self) -> bool:
+        return self.kind in MEASURED_KINDS
+
+
+def _checked(value: float, where: str) -> float:
+    return check_number(value, "throughput_video_min_per_gpu_hour", where)
+
+
+def given(value: float, class_id: str | None) -> Throughput:
+    value = _checked(value, "--throughput")
+    hw = hardware.get(class_id) if class_id else None
+    on = f" on {hw.id}" if hw else ""
+    return Throughput(value, "given", f"given: {value:g} video-min per GPU-hour{on} (not measured)", hw)
+
+
+def from_scenario(s: Scenario, class_id: str | None = None) -> Throughput:
+    """The scenario's throughput; on another class than its own, scaled by peak bf16 FLOP/s and labelled so."""
+    value = s.throughput_video_min_per_gpu_hour
+    if value is None:
+        raise UsageError(f"scenario {s.name} gives no throughput: pass --throughput, --record, --results or --bound")
+    own = hardware.get(s.hardware) if s.hardware else None
+    target = hardware.get(class_id) if class_id else own
+    if target is None or (own is not None and target.id == own.id):
+        on = f" on {own.id}" if own else ""
+        return Throughput(value, "scenario", f"scenario {s.name}: {value:g} video-min per GPU-hour{on} (not measured)",
+                          own)
+    if own is None:
+        raise UsageError(f"--hardware {target.id}: scenario {s.name} names no hardware class to scale its throughput "
+                         "from; pass --throughput N for that GPU")
+    ratio = target.bf16_tflops / own.bf16_tflops
+    scaled = _checked(value * ratio, f"scenario {s.name} scaled to {target.id}")
+    return Throughput(scaled, "scaled", f"scenario {s.name}: {value:g} video-min per GPU-hour on {own.id}, SCALED to "
+                      f"{target.id} by peak bf16 FLOP/s ({target.bf16_tflops:g}/{own.bf16_tflops:g} = {ratio:.3g}x): "
+                      f"{scaled:.4g} (an assumption, not a measurement)", target)
+
+
+def _trust(r: ResultRecord, label: str, allow_toy: bool) -> list[str]:
+    """Refuse what a fleet must not be sized from; return the warnings --allow-toy turns refusals into."""
+    from bench.analysis.registry import is_cpu, is_tiny
+
+    if not r.complete:
+        reason = f" ({shown(r.incomplete_reason)})" if r.incomplete_reason else ""
+        raise UsageError(f"{label} is incomplete{reason}: a fleet is sized from complete runs only; rerun it")
+    problems = []
+    if is_cpu(r):
+        problems.append(f"was made on a CPU ({shown(r.hardware_class)})")
+    if is_tiny(r):
+        problems.append(f"was made with the toy spec {shown(r.spec.name)}")
+    if problems and not allow_toy:
+        raise UsageError(f"{label} {problems[0]}: it says nothing about what video costs on GPUs; {TOY_HINT}")
+    return [f"{label} {' and '.join(problems)}: this fleet is a toy, not an estimate (--allow-toy)"] if problems \
+        else []
+
+
+def _setting(r: ResultRecord) -> str:
+    st = r.settings
+    return f"{st.width}x{st.height}, {st.num_frames} frames @ {st.fps:g} fps, {st.steps} steps"
+
+
+def _power_per_gpu(r: ResultRecord) -> float | None:
+    # The telemetry's average is what its backend measured; on a multi-GPU run that is not one GPU's draw.
+    return r.telemetry.summary.avg_power_w if r.settings.gpus_used == 1 else None
+
+
+def from_record(path: str, class_id: str | None = None, allow_toy: bool = False) -> Throughput:
+    """One record's measured throughput, on the catalogue class of the GPU it ran on."""
+    from bench.analysis.physics import load_checked
+    from bench.records.schema import settings_key
+    from bench.analysis.registry import is_cpu
+
+    label = f"record {shown(Path(path).name)}"
+    r = load_checked(path)
+    warnings = _trust(r, label, allow_toy)
+    hw = None if is_cpu(r) else hardware.match_gpu(r.hardware_class)
+    if class_id:
+        asked = hardware.get(class_id)
+        if hw is None:
+            raise UsageError(f"--hardware {asked.id}: the record's GPU {shown(r.hardware_class)} is not in the "
+                             "catalogue and a record's GPU cannot be relabelled; drop --hardware and give figures "
+                             "with --set")
+        if asked.id != hw.id:
+            raise UsageError(f"--hardware {asked.id} disagrees with the record's GPU {shown(r.hardware_class)} "
+                             f"({hw.id}); drop --hardware")
+    value = _checked(per_gpu(r), f"{label}: its throughput")
+    source = (f"{label}: {shown(r.spec.name)} ({_setting(r)}) on {shown(r.hardware_class)}, {value:.4g} video-min per "
+              "GPU-hour measured")
+    if hw is None:
+        source += "; that GPU is not in the hardware catalogue"
+    return Throughput(value, "record", source, hw, _power_per_gpu(r), settings_key(r), tuple(warnings))
+
+
+def per_gpu(r: ResultRecord) -> float:
+    """Video-min per GPU-hour a fleet can count on: on a multi-GPU record the server's, over the window every GPU was
+    held (a GPU waiting for a slower one counts), else the record's own figure."""
+    if r.settings.gpus_used > 1 and "server_video_minutes_per_gpu_hour" in r.summary:
+        return r.summary["server_video_minutes_per_gpu_hour"]
+    return r.summary["video_minutes_per_gpu_hour"]
+
+
+def _scan(root: Path) -> tuple[list[tuple[Path, ResultRecord]], list[str]]:
+    """Every loadable measured record under root (references, journals and toy/ left out), and one line per file
+    that is not a valid record."""
+    from bench.analysis.registry import scan
+
+    return scan(root)
+
+
+def _one_setting(groups: dict[str, list], settings: str | None, what: str) -> str:
+    if settings is not None:
+        if settings not in groups:
+            raise UsageError(f"--settings {shown(settings)}: no {what} at that setting; settings: {', '.join(groups)}")
+        return settings
+    if len(groups) > 1:
+        listing = "; ".join(f"{k} ({len(v)} record{'s' if len(v) != 1 else ''})" for k, v in list(groups.items())[:6])
+        raise UsageError(f"{what} were made at {len(groups)} settings and a median over different settings is a wrong "
+                         f"number: {listing}; choose one with --settings KEY")
+    return next(iter(groups))
+
+
+def from_results(root: str, model: str, class_id: str, settings: str | None = None,
+                 allow_toy: bool = False) -> Throughput:
+    """The median measured throughput of complete records of `model` on `class_id` at one setting, under root."""
+    from bench.records.schema import settings_key
+
+    hw = hardware.get(class_id)
+    folder = Path(root)
+    if not folder.is_dir():
+        raise UsageError(f"--results {shown(root)}: not a folder; give the results folder (e.g. ./results)")
+    records, bad = _scan(folder)
+    matching = [(p, r) for p, r in records if r.spec.name == model and (m := hardware.match_gpu(r.hardware_class))
+                and m.id == hw.id]
+    complete = [(p, r) for p, r in matching if r.complete]
+    what = f"records of {shown(model)} on {hw.id} under {shown(root)}"
+    if not complete:
+        raise UsageError(f"no complete {what}: run and submit one first")
+    warnings = [w for p, r in complete for w in _trust(r, f"record {shown(p.name)}", allow_toy)]
+    if bad:
+        warnings.append(f"skipped {len(bad)} file(s) that are not valid records, e.g. {bad[0]}")
+    if len(matching) > len(complete):
+        warnings.append(f"skipped {len(matching) - len(complete)} incomplete record(s)")
+    groups: dict[str, list[ResultRecord]] = {}
+    for _, r in complete:
+        groups.setdefault(settings_key(r), []).append(r)
+    key = _one_setting(groups, settings, what)
+    chosen = groups[key]
+    values = [_checked(per_gpu(r), f"a record of {model}") for r in chosen]
+    median = statistics.median(values)
+    powers = [_power_per_gpu(r) for r in chosen]
+    power = statistics.median(powers) if all(p is not None for p in powers) else None
+    return Throughput(median, "results", f"results {shown(root)}: median of {len(values)} {model} record(s) on {hw.id} "
+                      f"at {key}, {median:.4g} video-min per GPU-hour measured", hw, power, key, tuple(warnings))
+
+
+def from_bound(model: str, class_id: str, allow_toy: bool = False, dtype: str = "bfloat16") -> Throughput:
+    """The roofline bound: 100% of the class's peak FLOP/s at the model's canonical settings (not measured)."""
+    from bench.core import metrics
+    from bench.analysis import roofline
+    from bench.analysis.flops import count_flops
+    from bench.core.specs import load_spec
+
+    spec, hw = load_spec(model), hardware.get(class_id)
+    warnings = []
+    if spec.tiny:
+        if not allow_toy:
+            raise UsageError(f"--bound {model}: a toy spec's bound says nothing about what video costs; bound a real "
+                             "model, or pass --allow-toy")
+        warnings.append(f"--bound {model} is a toy spec: this fleet is a toy, not an estimate (--allow-toy)")
+    st = spec.settings
+    b = roofline.bound(count_flops(spec, st), hw, metrics.video_seconds(st.num_frames, st.fps), dtype)
+    value = _checked(b["bound_video_minutes_per_gpu_hour"], f"--bound {model}")
+    return Throughput(value, "bound", f"roofline bound: {model} at its canonical setting on {hw.id} at 100% of peak "
+                      f"{dtype}, {value:.4g} video-min per GPU-hour (an upper limit, not a measurement)", hw,
+                      warnings=tuple(warnings))
+
+
+def select(s: Scenario, *, throughput: float | None = None, record: str | None = None, results: str | None = None,
+           bound: str | None = None, model: str | None = None, hardware_id: str | None = None,
+           settings: str | None = None, allow_toy: bool = False) -> Throughput:
+    """The throughput the options ask for (at most one source; none: the scenario's own). Raises UsageError."""
+    if settings is not None and not results:
+        raise UsageError("--settings chooses among the records of --results; use it with --results")
+    if model is not None and not results:
+        raise UsageError("--model names the model of --results; for the bound use --bound MODEL")
+    if throughput is not None:
+        return given(throughput, hardware_id or s.hardware)
+    if record:
+        return from_record(record, hardware_id, allow_toy)
+    if results:
+        if not (model and hardware_id):
+            raise UsageError("--results needs --model and --hardware")
+        return from_results(results, model, hardware_id, settings, allow_toy)
+    if bound:
+        return from_bound(bound, hardware_id or "h100-sxm", allow_toy)
+    return from_scenario(s, hardware_id)

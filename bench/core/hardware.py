@@ -1,0 +1,78 @@
+"""The hardware catalogue: per class, memory, peak dense FLOP/s, bandwidth, board power, price and the dated rental
+$ per GPU-hour, each sourced."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import re
+import sys
+from pathlib import Path
+
+from bench.core.errors import UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+CATALOGUE = Path(__file__).parent / "data" / "hardware.toml"
+
+
+def slug(text: str) -> str:
+    """'NVIDIA H100 80GB HBM3' -> 'nvidia-h100-80gb-hbm3'."""
+    return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-")
+
+
+@dataclasses.dataclass(frozen=True)
+class HardwareClass:
+    id: str
+    name: str
+    vendor: str
+    match: str
+    memory_gb: float
+    bf16_tflops: float
+    memory_tbs: float
+    board_power_w: float
+    source: str
+    date: str
+    fp8_tflops: float | None = None
+    price_usd: float | None = None
+    rental_usd_per_gpu_hour: float | None = None  # on-demand list price of one named cloud, per GPU
+    rental_source: str | None = None  # the cloud, its page, the instance and where the price was read
+    rental_date: str | None = None  # YYYY-MM-DD the price was last read; rental prices move monthly
+
+    def peak_flops(self, dtype: str = "bfloat16") -> float:
+        """Peak dense FLOP/s for a dtype. Raises UsageError where the class has no such tensor rate."""
+        if dtype in ("bfloat16", "float16", "bf16", "fp16"):
+            return self.bf16_tflops * 1e12
+        if dtype in ("fp8", "float8") and self.fp8_tflops is not None:
+            return self.fp8_tflops * 1e12
+        raise UsageError(f"{self.id} has no dense {dtype} tensor rate in the catalogue; use bfloat16")
+
+
+@functools.cache  # read once: match_gpu runs per record when a results folder is scanned
+def catalogue() -> dict[str, HardwareClass]:
+    data = tomllib.loads(CATALOGUE.read_text(encoding="utf-8"))
+    return {key: HardwareClass(id=key, **fields) for key, fields in data.items()}
+
+
+def get(class_id: str) -> HardwareClass:
+    """A class by id. Raises UsageError with 'did you mean' for an unknown id."""
+    classes = catalogue()
+    if class_id not in classes:
+        close = difflib.get_close_matches(class_id, list(classes), n=3, cutoff=0.4)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        shown = repr(class_id if len(class_id) <= 80 else class_id[:77] + "...")  # repr: no terminal escapes
+        raise UsageError(f"unknown hardware class {shown}: {hint}run 't2vbench hardware' to list them")
+    return classes[class_id]
+
+
+def match_gpu(name: str) -> HardwareClass | None:
+    """The catalogue class of a GPU by its reported name ('NVIDIA H100 80GB HBM3'), or None."""
+    s = slug(name.removeprefix("cpu:"))
+    for hw in catalogue().values():
+        if re.search(hw.match, s):
+            return hw
+    return None

@@ -1,0 +1,61 @@
+"""Strict JSON for files that may come from strangers: UTF-8 only, no NaN or Infinity, no duplicate keys, bounded
+nesting. Every refusal is one UsageError line naming the file and what is wrong."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bench.core.errors import UsageError
+
+MAX_DEPTH = 32  # a record nests about 6 deep
+
+
+class _Refused(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _Refused(f"key '{key}' appears twice in one object")
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str) -> None:
+    raise _Refused(f"{name} is not a number a t2vbench file may hold")
+
+
+def _depth(value: Any) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return depth
+        deepest = max(deepest, depth)
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
+
+
+def loads_strict(data: bytes | str, origin: str) -> Any:
+    """Parse JSON strictly. Raises UsageError('<origin>: ...') for bad encoding, syntax, NaN, duplicate keys or
+    nesting deeper than MAX_DEPTH."""
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"{origin}: not UTF-8 text (byte {exc.start}); a t2vbench file is UTF-8 JSON") from None
+    try:
+        value = json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except RecursionError:
+        raise UsageError(f"{origin}: JSON nested too deeply; not a t2vbench file") from None
+    except _Refused as exc:
+        raise UsageError(f"{origin}: {exc}") from None
+    except ValueError as exc:  # json.JSONDecodeError
+        raise UsageError(f"{origin}: not valid JSON ({exc})") from None
+    if _depth(value) > MAX_DEPTH:
+        raise UsageError(f"{origin}: JSON nested deeper than {MAX_DEPTH} levels; not a t2vbench file")
+    return value

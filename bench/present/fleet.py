@@ -1,0 +1,172 @@
+"""Fleet output: the text the CLI prints, the JSON it prints, and the tornado and per-class plots (matplotlib).
+
+One vocabulary everywhere (screen, JSON, README): kept-video GPUs, busy GPUs, average fleet, peak fleet
+(JSON: kept_video_gpus, busy_gpus, average_fleet_gpus, peak_fleet_gpus).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bench.analysis import fleet
+from bench.present.text import table
+from bench.analysis.fleet import Estimate
+
+
+def _money(x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    if abs(x) >= 1e9:
+        return f"${x / 1e9:.2f}B"
+    if abs(x) >= 1e6:
+        return f"${x / 1e6:.2f}M"
+    return f"${x:,.0f}" if abs(x) >= 100 else f"${x:.3g}"
+
+
+def _n(x: float) -> str:
+    return f"{x / 1e3:,.1f}k" if x >= 1e4 else f"{x:,.0f}"
+
+
+def _figure_lines(est: Estimate) -> list[str]:
+    price, power, rental = (est.figures[n] for n in fleet.FIGURES)
+    return [f"unit price  {_money(price.value)} per GPU ({price.source})",
+            f"power       {'n/a' if power.value is None else f'{power.value:.0f} W'} per GPU ({power.source})",
+            f"rental      {'n/a' if rental.value is None else f'${rental.value:.4g}'} per GPU-hour ({rental.source})"]
+
+
+def _demand_line(est: Estimate) -> str:
+    s, out = est.scenario, est.fleet
+    demand = f"AI video-minutes per day {out['ai_video_minutes_per_day'] / 1e6:.2f}M"
+    if s.platforms:
+        shares = " + ".join(f"{p.ai_share:g} x {p.minutes_uploaded_per_day / 1e6:g}M ({p.name})" for p in s.platforms)
+        demand += f"  (platform shares: {shares} = {s.platform_ai_minutes_per_day / 1e6:.2f}M"
+        demand += "; the scenario's own figure is used)" if s.ai_video_minutes_per_day is not None else ")"
+    return demand
+
+
+def _money_lines(est: Estimate) -> list[str]:
+    s, out = est.scenario, est.fleet
+    price, power = est.figures["unit_price_usd"].value, est.figures["board_power_w"].value
+    return [
+        f"capex at peak         {_money(out['capex_usd'])}" + (f"  ({_n(out['peak_fleet_gpus'])} x {_money(price)})"
+                                                                 if price is not None else ""),
+        "power at peak         " + ("n/a" if out["power_at_peak_mw"] is None else
+                                     f"{out['power_at_peak_mw']:.1f} MW ({power:.0f} W per GPU, PUE {s.pue:g})"),
+        "energy per year       " + ("n/a" if out["energy_per_year_mwh"] is None else
+                                     f"{out['energy_per_year_mwh'] / 1e3:,.1f} GWh, "
+                                     f"{_money(out['energy_cost_per_year_usd'])} at "
+                                     f"${s.electricity_usd_per_kwh:g}/kWh"),
+        f"$ per kept video-min  owned {_money(out['owned_usd_per_kept_video_minute'])} (capex over "
+        f"{s.gpu_lifetime_years:g} years + energy), rented {_money(out['rented_usd_per_kept_video_minute'])}",
+    ]
+
+
+def _context_lines(est: Estimate) -> list[str]:
+    c, pub = est.fleet["context"], est.scenario.publication
+    lines = [
+        f"context  peak fleet = {c['peak_fleet_vs_h100_shipped_2023']:.2f}x the ~550k H100 shipped in 2023, "
+        f"{c['peak_fleet_vs_h100_held_by_top12']:.2f}x the ~650k held by the 12 largest customers, "
+        f"{c['peak_fleet_vs_h100_held_by_meta_microsoft']:.2f}x the ~300k of Meta and Microsoft",
+    ]
+    if c["capex_vs_ai_token_market_cap"] is not None:
+        lines.append(f"         capex = {c['capex_vs_ai_token_market_cap']:.2f}x the ~$25B AI-token market cap")
+    if pub is not None:
+        lines.append(f"         as published: {pub.peak_gpus / 1e3:.0f}k GPUs x {_money(pub.unit_price_usd)} = "
+                     f"{_money(pub.peak_gpus * pub.unit_price_usd)}, x {pub.board_power_w:.0f} W = "
+                     f"{pub.peak_gpus * pub.board_power_w / 1e6:.0f} MW (the report rounded its peak fleet first)")
+    return lines
+
+
+def format_fleet(est: Estimate, explain: bool) -> str:
+    s, tp, out = est.scenario, est.throughput, est.fleet
+    lines = [fleet.__doc__.strip(), ""] if explain else []
+    measured = "measured" if tp.measured else "not measured"
+    lines += [f"scenario    {s.name}: {s.description}", f"throughput  [{tp.kind}, {measured}] {tp.source}",
+              *_figure_lines(est), _demand_line(est), ""]
+    lines += [
+        f"kept-video GPUs (demand / 24 h / throughput)   {_n(out['kept_video_gpus'])}",
+        f"busy GPUs (x {s.candidates_per_kept_video:g} candidates per kept video)      {_n(out['busy_gpus'])}",
+        f"average fleet (/ {s.utilization:g} utilization)              {_n(out['average_fleet_gpus'])}",
+        f"peak fleet (x {s.peak_to_average:g} peak-to-average)               {_n(out['peak_fleet_gpus'])}",
+        "",
+    ] + _money_lines(est) + [""] + _context_lines(est)
+    if est.sensitivity:
+        rows = [[r["assumption"], f"{r['low_value']:.4g}", f"{r['high_value']:.4g}", _n(r["peak_fleet_gpus_at_low"]),
+                 _n(r["peak_fleet_gpus_at_high"])] for r in est.sensitivity]
+        lines += ["", "sensitivity of the peak fleet:",
+                  table(rows, ["assumption", "low", "high", "peak fleet at low", "peak fleet at high"])]
+    return "\n".join(lines)
+
+
+def fleet_json(est: Estimate, plots: list[str]) -> dict[str, Any]:
+    """The --json document: the same figures as the text, under the same names."""
+    tp = est.throughput
+    return {
+        "scenario": est.scenario.name,
+        "throughput": {"video_min_per_gpu_hour": tp.video_min_per_gpu_hour, "kind": tp.kind,
+                       "measured": tp.measured, "source": tp.source,
+                       "hardware": tp.hardware.id if tp.hardware else None, "settings_key": tp.settings_key},
+        "gpu_figures": {n: {"value": f.value, "source": f.source} for n, f in est.figures.items()},
+        **est.fleet,
+        "sensitivity": est.sensitivity, "per_class": est.per_class, "plots": plots,
+        "warnings": list(tp.warnings),
+    }
+
+
+def check_plot_path(path: Path) -> None:
+    """Refuse a --plot target that cannot be written, before anything is computed (nothing is written then)."""
+    from bench.core.errors import UsageError
+    from bench.core.files import nearest_existing, writable_ancestor
+    from bench.core.text import shown
+
+    where = f"--plot {shown(str(path))}"
+    if path.suffix.lower() not in ("", ".png", ".svg"):
+        raise UsageError(f"{where}: give a name ending in .png or .svg (both are written)")
+    if path.is_dir():
+        raise UsageError(f"{where}: is a folder; give a file name such as {path / 'fleet.png'}")
+    if writable_ancestor(path.parent) is None:
+        raise UsageError(f"{where}: cannot write in {shown(str(nearest_existing(path.parent)))}; choose a writable "
+                         "folder")
+
+
+def plot(path: Path, est: Estimate) -> list[Path]:
+    """A tornado of the sensitivity and the peak fleet per hardware class; writes PNG and SVG. Returns the paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s, sens, classes = est.scenario, est.sensitivity, est.per_class
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.5), constrained_layout=True)
+    base = est.fleet["peak_fleet_gpus"]
+    for i, r in enumerate(sens):
+        lo, hi = sorted((r["peak_fleet_gpus_at_low"], r["peak_fleet_gpus_at_high"]))
+        left.barh(i, hi - lo, left=lo, color="#4c72b0")
+        left.text(hi, i, f" {r['low_value']:.3g} .. {r['high_value']:.3g}", va="center", fontsize=8)
+    left.axvline(base, color="black", lw=1, label=f"scenario: {base:,.0f}")
+    left.set_yticks(range(len(sens)), [r["assumption"] for r in sens])
+    left.set_xlabel("peak fleet (GPUs)")
+    left.set_title(f"{s.name}: peak fleet when one assumption moves")
+    left.legend(loc="lower right")
+    if classes:
+        names = [c["hardware"] for c in classes]
+        right.bar(names, [c["peak_fleet_gpus"] for c in classes],
+                  color=["#4c72b0" if c["scaled"] else "#dd8452" for c in classes])
+        for ref, label in ((fleet.H100_SHIPPED_2023, "H100 shipped 2023 (550k)"),
+                           (fleet.H100_HELD_TOP12, "held by top 12 (650k)")):
+            right.axhline(ref, ls="--", color="gray")
+            right.text(len(names) - 0.5, ref, label, ha="right", va="bottom", fontsize=8)
+        right.set_yscale("log")
+        right.set_ylabel("peak fleet (GPUs, log)")
+        right.set_title("peak fleet per class (throughput scaled by peak bf16 FLOP/s)")
+        right.tick_params(axis="x", rotation=45)
+    else:
+        right.text(0.5, 0.5, "no hardware class for the throughput source", ha="center", transform=right.transAxes)
+        right.set_axis_off()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    paths = [path.with_suffix(".png"), path.with_suffix(".svg")]
+    for p in paths:
+        fig.savefig(p, dpi=120)
+    plt.close(fig)
+    return paths

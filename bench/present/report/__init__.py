@@ -1,0 +1,102 @@
+"""`t2vbench report`: one static, self-contained HTML page with the comparison table and plots.
+
+bench.present.report.plots and bench.present.report.timeline draw (matplotlib -> SVG text); bench.present.report.page builds the HTML and
+escapes every string; this module picks what to show and writes the file. The file is written atomically
+(temporary file, then link or rename) and an existing one is never replaced unless --force: a report is cheap to
+make again, but a mistyped -o must not destroy a file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.analysis.compare import DEFAULT_BASELINE, DEFAULT_SCENARIO, Comparison, build
+from bench.analysis.collect import load
+from bench.core.errors import UsageError
+from bench.core.files import nearest_existing, write_atomic, writable_ancestor
+from bench.present.report import plots, timeline
+from bench.present.report.page import Plot, render
+from bench.core.text import shown
+
+
+@dataclasses.dataclass(frozen=True)
+class Written:
+    path: Path
+    rows: int
+    timeline: str | None  # the record whose timeline is shown
+    skipped: tuple[str, ...]
+
+
+def check_out(out: Path, force: bool) -> None:
+    """Refuse an --out that cannot or must not be written, before anything is computed."""
+    where = f"-o {shown(str(out))}"
+    if out.is_dir():
+        raise UsageError(f"{where}: is a folder; give a file name such as {shown(str(out / 'report.html'))}")
+    if out.exists() and not force:
+        raise UsageError(f"{where}: exists; choose another name or pass --force to replace it")
+    if writable_ancestor(out.parent) is None:
+        raise UsageError(f"{where}: cannot write in {shown(str(nearest_existing(out.parent)))}; choose a writable "
+                         "folder")
+
+
+def write(path: Path, text: str, force: bool) -> None:
+    try:
+        write_atomic(path, text, replace=force)
+    except FileExistsError:
+        raise UsageError(f"-o {shown(str(path))}: appeared while the report was made; pass --force to replace it")\
+            from None
+
+
+def figures(c: Comparison, chosen: tuple[Path, object] | None) -> list[Plot]:
+    indexed = list(enumerate(c.rows, 1))
+    out = [
+        Plot("Throughput against the roofline bound", "Video minutes per GPU-hour per row (numbers as in the table), "
+             "with the 95% interval of measured rows; the diamond is the bound at 100% of the class's peak dense "
+             "FLOP/s for the counted FLOPs, labelled with the MFU.", plots.throughput(indexed),
+             "no row has a throughput"),
+        Plot("Energy and cost per video-minute", "Energy as measured (records) or published; dollars owned "
+             f"(scenario {c.scenario.name}) and rented (the catalogue's dated on-demand price).",
+             plots.energy_cost(indexed), "no row has an energy or a price"),
+        Plot("Where the time goes", "Mean seconds per video of each measured row, split into text encoding, "
+             "denoising, VAE decode and the rest (scheduler, transfers, Python).", plots.stages(indexed),
+             "no measured row: the stage split comes from the records' stage clocks"),
+    ]
+    if chosen is None:
+        out.append(Plot("Power, clocks and throttling of one run", "", None,
+                        "no GPU record with a telemetry series; give one with --timeline RECORD"))
+    else:
+        path, record = chosen
+        out.append(Plot("Power, clocks and throttling of one run", f"{path}: board power, SM clock and the reasons "
+                        "the driver held clocks down, sampled through the run.", timeline.plot(record)))
+    return out
+
+
+def _pick_timeline(c: Comparison, path: Path | None) -> tuple[Path, object] | None:
+    """--timeline's record, else the newest GPU record with a series among those shown (toys only with
+    --allow-toy)."""
+    from bench.analysis.registry import is_tiny
+
+    if path is not None:
+        return timeline.chosen(path)
+    return timeline.newest([(p, r) for p, r in c.loaded.records if c.allow_toy or not is_tiny(r)])
+
+
+def write_report(paths: Sequence[str | Path], out: Path, timeline_path: Path | None = None,
+                 baseline: str = DEFAULT_BASELINE, scenario: str = DEFAULT_SCENARIO, allow_toy: bool = False,
+                 force: bool = False) -> Written:
+    """Compare paths, plot, and write the page to out. Raises UsageError (nothing written)."""
+    from bench import __version__
+
+    check_out(out, force)
+    c = build(load(paths), baseline, scenario, allow_toy)
+    if not c.rows:
+        raise UsageError(f"nothing to report under {', '.join(map(str, paths))}: no usable record or reference")
+    chosen = _pick_timeline(c, timeline_path)
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    meta = [f"generated {now} by t2vbench {__version__}; inputs: {', '.join(map(str, paths))}",
+            f"baseline {baseline}; scenario {c.scenario.name}"]
+    write(out, render(c, figures(c, chosen), meta), force)
+    return Written(out, len(c.rows), str(chosen[0]) if chosen else None, c.skipped)

@@ -1,0 +1,39 @@
+"""A sweep's outcome as text: one line per cell, the commands a dry run would start, and compare's table of its
+complete records."""
+
+from __future__ import annotations
+
+import shlex
+
+from bench.analysis.compare import compare
+from bench.core.errors import UsageError
+from bench.present.tables import format_table
+from bench.present.text import table
+from bench.run.sweep import SweepResult
+
+
+def format_sweep(result: SweepResult) -> str:
+    """One line per cell: id, model, the matrix's arguments, status, video-min per GPU-hour, record path."""
+    sweep = result.sweep
+    common = " ".join(f"{k}={v}" for k, v in sweep.common.items()) or "-"
+    rows = [[r.cell.id, r.cell.model, r.cell.describe(), r.status,
+             "-" if r.video_minutes_per_gpu_hour is None else f"{r.video_minutes_per_gpu_hour:.4g}",
+             r.record or "-"] for r in result.cells]
+    return f"sweep {sweep.name} ({sweep.out}); every cell: {common}\n" + table(
+        rows, ["cell", "model", "arguments", "status", "video-min/GPU-h", "record"])
+
+
+def format_commands(result: SweepResult) -> str:
+    """The command each cell still to run would start (for --dry-run)."""
+    return "\n".join(shlex.join(r.cell.command()) for r in result.cells if r.status == "to run")
+
+
+def compare_text(result: SweepResult) -> str | None:
+    """`t2vbench compare`'s table of the sweep's complete records (toy ones shown, marked); None when none is."""
+    paths = [r.record for r in result.cells if r.record is not None and r.status in ("done", "done earlier")]
+    if not paths:
+        return None
+    try:
+        return format_table(compare(paths, allow_toy=True))
+    except UsageError as exc:
+        return f"(no comparison: {exc})"

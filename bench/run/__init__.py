@@ -1,0 +1,2 @@
+"""The measuring job: run options, building the pipeline, the worker process and its supervisor, stage timing,
+serving options, several devices, sweeps."""

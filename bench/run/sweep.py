@@ -1,0 +1,150 @@
+"""Sweeps: a matrix of runs from one TOML file, one record per cell in one folder, resumable.
+
+A sweep file (read by bench.run.sweep_plan; unknown keys are refused)::
+
+    name = "attention"                  # optional, default the file's stem; records are labelled sweep:<name>:<id>
+    models = ["tiny-wan", "tiny-ltx"]
+    [run]                               # flags every cell shares: `t2vbench run` flag names, '-' written '_'
+    device = "cpu"
+    repeats = 2
+    warmup = 1                          # at least 1 with compile: the first generation compiles
+    [matrix]                            # every combination is a cell, for every model
+    steps = [2, 4]
+    height = [32]
+    gpus = [1]                          # workers of one run (--workers N); 1 is a plain run
+    options = [{}, {compile = true}, {attention_backend = "_native_math"}]   # serving options that go together
+    [slurm]                             # only for --launcher slurm
+    partition = "gpu"
+    time_min = 120
+
+Keys: height width frames fps steps guidance guidance_2 preset weights device dtype repeats time_budget warmup seed
+prompt telemetry sample_period save_video; gpus (--workers N) and parallel (--parallel ulysses=N); and the options
+compile attention_backend offload vae_tiling quantize cache memory_cap fidelity. A key is set in one place: [run], a
+matrix list, or the `options` tables.
+
+Each cell is one `python -m bench.cli run ... --out DIR --label sweep:<name>:<id>` process, its id a short hash of
+its model and arguments, so a crash of one cell cannot take the sweep down. Every cell is checked by the run's own
+checks before the first one starts. A cell is done when DIR holds a complete record with its label: a rerun of the
+same command skips it ("done earlier") and runs the rest; incomplete records stay in DIR as evidence and do not
+count. Ctrl-C (or SIGTERM, SIGHUP) goes to the running cell, which keeps what it measured in a record marked
+incomplete; the sweep then stops (exit 130 for Ctrl-C).
+
+`--launcher slurm` submits the cells to run as Slurm jobs through submitit (`pip install 't2vbench[slurm]'`): one
+node each, gpus_per_node = the cell's gpus (0 for device = "cpu"), the same Python, DIR on a shared file system.
+[slurm] keys: partition, account, qos, constraint, exclude, setup (shell lines run first), array_parallelism,
+time_min (default 60), mem_gb, cpus_per_task. Ctrl-C cancels the jobs (scancel: SIGTERM, which a run also survives).
+
+Several nodes: t2vbench runs on one node only today. --workers/--gpus and --parallel start their processes
+themselves on the local node, joined through a TCP store on 127.0.0.1 (bench.run.parallel). A multi-node context-parallel
+run would instead be started by torchrun on every node, which joins the nodes through its c10d rendezvous and gives
+each process RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT (init_process_group(init_method="env://"))::
+
+    torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HEAD_HOST:29500 \\
+        --rdzv-id JOB_ID <a per-rank entry point> ...
+
+(under Slurm: `srun --nodes 2 --ntasks-per-node 1 torchrun ...` with --rdzv-id $SLURM_JOB_ID, HEAD_HOST the first
+host of `scontrol show hostnames $SLURM_JOB_NODELIST`). t2vbench has no such per-rank entry point yet, and a record
+holds one node's hardware class and telemetry: both are needed first. Until then a cell is one node (the Slurm
+launcher asks for nodes = 1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.run import sweep_launch
+from bench.core.errors import UsageError
+from bench.records.schema import ResultRecord, load_record
+from bench.run.sweep_plan import Cell, Sweep, load_sweep
+
+LAUNCHERS = ("local", "slurm")
+
+
+@dataclasses.dataclass(frozen=True)
+class CellResult:
+    cell: Cell
+    status: str  # done | done earlier | to run | not run | incomplete | interrupted | failed (exit N)
+    record: Path | None
+    video_minutes_per_gpu_hour: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepResult:
+    sweep: Sweep
+    cells: tuple[CellResult, ...]
+    exit_code: int  # 0 every cell done, 1 a cell failed or is incomplete, 128 + signal when stopped
+
+
+def run_sweep(path: str | Path, out: Path | None = None, launcher: str = "local", dry_run: bool = False,
+              report: Callable[[str], None] = lambda line: None, cluster: str = "slurm") -> SweepResult:
+    """Run every cell of a sweep file not done earlier; report() gets a line as each cell starts. cluster is
+    submitit's executor for --launcher slurm ('local' in tests). Raises UsageError before anything runs."""
+    if launcher not in LAUNCHERS:
+        raise UsageError(f"--launcher {launcher}: use {' or '.join(LAUNCHERS)}")
+    sweep = load_sweep(path, out)
+    if launcher == "slurm":
+        sweep_launch.check_slurm(cluster)
+    earlier = records_by_label(sweep.out)
+    todo = [c for c in sweep.cells if not any(r.complete for _, r in earlier.get(c.label, []))]
+    if dry_run:
+        return _result(sweep, earlier, {}, None, planned=True)
+    report(f"sweep {sweep.name}: {len(sweep.cells)} cells, {len(sweep.cells) - len(todo)} done earlier, "
+           f"{len(todo)} to run; records in {sweep.out}")
+    if not todo:
+        return _result(sweep, earlier, {}, None)
+    if launcher == "local":
+        codes, stopped = sweep_launch.run_local(todo, report)
+    else:
+        codes, stopped = sweep_launch.run_slurm(sweep, todo, report, cluster)
+    return _result(sweep, earlier, codes, stopped)
+
+
+Found = dict[str, list[tuple[Path, ResultRecord]]]  # label -> (path, record)
+
+
+def records_by_label(out: Path) -> Found:
+    """Records in out by label, each list complete ones first, then newest first. Files that are not valid
+    records are passed over (they are not this sweep's)."""
+    found: Found = {}
+    for path in sorted(out.glob("*.json")) if out.is_dir() else []:
+        try:
+            record = load_record(path)
+        except UsageError:
+            continue
+        if record.label:
+            found.setdefault(record.label, []).append((path, record))
+    for records in found.values():
+        records.sort(key=lambda pr: (pr[1].complete, pr[1].created_utc, pr[0].name), reverse=True)
+    return found
+
+
+def _result(sweep: Sweep, earlier: Found, codes: dict[str, int], stopped: int | None, planned: bool = False
+            ) -> SweepResult:
+    """Each cell's status and record: the complete one found before for a cell skipped, the one its run wrote now
+    for a cell run (an earlier attempt's incomplete record stays in the folder, but is not this run's result)."""
+    now = records_by_label(sweep.out) if codes else earlier
+    rows = []
+    for cell in sweep.cells:
+        code = codes.get(cell.id)
+        if code is None:
+            found = [(p, r) for p, r in earlier.get(cell.label, []) if r.complete]
+        else:
+            old = {p for p, _ in earlier.get(cell.label, [])}
+            found = [(p, r) for p, r in now.get(cell.label, []) if p not in old]
+        path, record = found[0] if found else (None, None)
+        rate = record.summary["video_minutes_per_gpu_hour"] if record is not None else None
+        rows.append(CellResult(cell, _status(record, code, planned), path, rate))
+    ok = all(r.status in ("done", "done earlier", "to run") for r in rows)
+    return SweepResult(sweep, tuple(rows), 128 + stopped if stopped else 0 if ok else 1)
+
+
+def _status(record: ResultRecord | None, code: int | None, planned: bool) -> str:
+    if record is not None and record.complete:
+        return "done earlier" if code is None else "done"
+    if code is None:
+        return "to run" if planned else "not run"
+    if record is not None:
+        return "incomplete"
+    return "interrupted" if code in (129, 130, 143) else f"failed (exit {code})"

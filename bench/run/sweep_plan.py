@@ -1,0 +1,287 @@
+"""A sweep file and its cells: read strictly, expanded into one `t2vbench run` per cell, and every cell checked with
+the run's own checks (bench.run.runner.prepare) before anything runs. The file format is described in bench.run.sweep."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import itertools
+import json
+import math
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.core.errors import UsageError
+from bench.core.text import shown
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+MAX_SWEEP_BYTES = 64 * 1024  # a sweep file is a screenful of TOML: bound what we parse
+MAX_CELLS = 512
+MAX_TEXT_CHARS = 2000
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # the name ends up in labels and folder names
+TOP_KEYS = ("name", "models", "run", "matrix", "slurm")
+# A sweep key -> (its `t2vbench run` flag, its type, where it lands in the RunConfig: a field, `overrides.<setting>`
+# or `options.<option>`). The flag and the field must agree with bench.cli; tests/test_sweep.py parses the flags
+# with the real parser and compares the configs.
+KEYS: dict[str, tuple[str, type, str]] = {
+    "height": ("--height", int, "overrides.height"),
+    "width": ("--width", int, "overrides.width"),
+    "frames": ("--frames", int, "overrides.num_frames"),
+    "fps": ("--fps", float, "overrides.fps"),
+    "steps": ("--steps", int, "overrides.steps"),
+    "guidance": ("--guidance", float, "overrides.guidance_scale"),
+    "guidance_2": ("--guidance-2", float, "overrides.guidance_scale_2"),
+    "preset": ("--preset", str, "preset"),
+    "weights": ("--weights", str, "weights"),
+    "device": ("--device", str, "device"),
+    "dtype": ("--dtype", str, "dtype"),
+    "repeats": ("--repeats", int, "repeats"),
+    "time_budget": ("--time-budget", float, "time_budget_s"),
+    "warmup": ("--warmup", int, "warmup"),
+    "seed": ("--seed", int, "seed"),
+    "prompt": ("--prompt", str, "prompt"),
+    "telemetry": ("--telemetry", str, "telemetry"),
+    "sample_period": ("--sample-period", float, "sample_period_s"),
+    "save_video": ("--save-video", bool, "save_video"),
+    "gpus": ("--workers", int, "workers"),  # data parallel: workers of one run on one node; 1 is a plain run
+    "parallel": ("--parallel", str, "parallel"),  # context parallel: ulysses=N[,ring=M]
+    "compile": ("--compile", bool, "options.compile"),
+    "attention_backend": ("--attention-backend", str, "options.attention_backend"),
+    "offload": ("--offload", str, "options.offload"),
+    "vae_tiling": ("--vae-tiling", bool, "options.vae_tiling"),
+    "quantize": ("--quantize", str, "options.quantize"),
+    "cache": ("--cache", str, "options.cache"),
+    "memory_cap": ("--memory-cap", float, "options.memory_cap_gib"),
+    "fidelity": ("--fidelity", bool, "options.fidelity"),
+}
+OPTION_KEYS = tuple(k for k, (_, _, target) in KEYS.items() if target.startswith("options."))
+# [slurm] keys -> type; passed to submitit (bench.run.sweep explains each).
+SLURM_KEYS: dict[str, type] = {"partition": str, "account": str, "qos": str, "constraint": str, "exclude": str,
+                               "time_min": int, "mem_gb": float, "cpus_per_task": int, "array_parallelism": int,
+                               "setup": list}
+SLURM_FORMS = {str: "a string", int: "a positive integer", float: "a positive number",
+               list: "a list of shell lines, e.g. [\"module load cuda\"]"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One run of the sweep. values holds its arguments (sweep keys), without those equal to the run's default."""
+
+    id: str  # a short hash of model and values: the same arguments give the same id in every sweep file
+    model: str
+    values: dict[str, Any]
+    varied: tuple[str, ...]  # the keys the matrix sets (the rest come from [run])
+    label: str  # sweep:<name>:<id>, kept in the record: how a rerun finds the cells already done
+    argv: tuple[str, ...]  # the arguments of `t2vbench run`
+
+    def command(self) -> list[str]:
+        """The process that runs this cell."""
+        return [sys.executable, "-m", "bench.cli", "run", *self.argv]
+
+    def describe(self) -> str:
+        """The matrix's choice for this cell, e.g. 'steps=2 compile'."""
+        return " ".join(_shown_pair(k, self.values[k]) for k in self.varied if k in self.values) or "-"
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    name: str
+    out: Path  # absolute
+    cells: tuple[Cell, ...]
+    common: dict[str, Any]  # the [run] table
+    slurm: dict[str, Any]
+
+
+def load_sweep(path: str | Path, out: Path | None = None) -> Sweep:
+    """Read a sweep file, expand its cells and check each as `t2vbench run` would. out defaults to
+    t2vbench-results/sweep-<name>. Raises UsageError naming the file, the key or the cell, and the fix."""
+    from bench.run.runner import DEFAULT_OUT
+
+    path = Path(path)
+    where = f"sweep {shown(str(path))}"
+    data = _read(path, where)
+    _unknown(data, TOP_KEYS, where, "top-level key")
+    name = data.get("name", path.stem)
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise UsageError(f"{where}: name {shown(name)} must be 1-64 letters, digits, '.', '_' or '-'; "
+                         "set name = \"...\" in the file")
+    models = data.get("models")
+    if not (isinstance(models, list) and models and all(isinstance(m, str) for m in models)):
+        raise UsageError(f"{where}: models = {shown(models)}: give a list of model names, e.g. models = [\"tiny-wan\"]")
+    common = _run_table(_table(data, "run", where), where)
+    axes = _axes(_table(data, "matrix", where), where)
+    _set_once(common, axes, where)
+    slurm = _slurm(_table(data, "slurm", where), where)
+    out = (out or DEFAULT_OUT / f"sweep-{name}").resolve()
+    cells = _expand(name, models, common, axes, out, where)
+    check_cells(cells, out, where)
+    return Sweep(name, out, tuple(cells), common, slurm)
+
+
+def _read(path: Path, where: str) -> dict[str, Any]:
+    if not path.is_file():
+        raise UsageError(f"{where}: no such file (or not a regular file); give a sweep TOML file")
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_SWEEP_BYTES + 1)
+        if len(raw) > MAX_SWEEP_BYTES:
+            raise UsageError(f"{where}: larger than {MAX_SWEEP_BYTES} bytes; a sweep is a short TOML file")
+        return tomllib.loads(raw.decode("utf-8"))
+    except OSError as exc:
+        raise UsageError(f"{where}: cannot read it ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{where}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    except (ValueError, RecursionError) as exc:  # TOMLDecodeError, a 5,000-digit integer, deep nesting
+        raise UsageError(f"{where}: not valid TOML ({' '.join(str(exc).split())[:200]})") from None
+
+
+def _unknown(table: dict[str, Any], known: Any, where: str, what: str) -> None:
+    unknown = [k for k in table if k not in known]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], list(known), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        names = ", ".join(shown(k) for k in unknown[:5])
+        raise UsageError(f"{where}: unknown {what}{'s' if len(unknown) > 1 else ''} {names}{hint}; "
+                         f"known: {', '.join(known)}")
+
+
+def _table(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise UsageError(f"{where}: {key} must be a table ([{key}]), not {shown(value)}")
+    return value
+
+
+def _value(key: str, value: Any, where: str) -> Any:
+    """A sweep value of the key's type (ints accepted for floats). Ranges are the run's to check."""
+    kind = KEYS[key][1]
+    if kind is bool and isinstance(value, bool):
+        return value
+    if kind is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    if kind is str and isinstance(value, str) and 0 < len(value) <= MAX_TEXT_CHARS:
+        return value
+    what = {bool: "true or false", int: "an integer", float: "a finite number", str: "a non-empty string"}[kind]
+    raise UsageError(f"{where} = {shown(value)}: give {what}")
+
+
+def _run_table(run: dict[str, Any], where: str) -> dict[str, Any]:
+    _unknown(run, KEYS, f"{where}: [run]", "key")
+    return {k: _value(k, v, f"{where}: run.{k}") for k, v in run.items()}
+
+
+def _axes(matrix: dict[str, Any], where: str) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Each matrix entry as (where it is, its choices); a choice sets one key, or several (an `options` table)."""
+    _unknown(matrix, [*KEYS, "options"], f"{where}: [matrix]", "key")
+    axes = []
+    for key, values in matrix.items():
+        at = f"matrix.{key}"
+        if not isinstance(values, list):
+            raise UsageError(f"{where}: {at} = {shown(values)}: give a list of values, e.g. {key} = [{shown(values)}]")
+        if not values:
+            raise UsageError(f"{where}: {at} is empty: give at least one value, or leave it out")
+        if key == "options":
+            axes.append((at, [_options(v, f"{where}: {at}[{i}]") for i, v in enumerate(values)]))
+        else:
+            axes.append((at, [{key: _value(key, v, f"{where}: {at}[{i}]")} for i, v in enumerate(values)]))
+    return axes
+
+
+def _options(table: Any, where: str) -> dict[str, Any]:
+    if not isinstance(table, dict):
+        raise UsageError(f"{where} = {shown(table)}: give a table of options, e.g. {{compile = true}} ({{}}: none)")
+    _unknown(table, OPTION_KEYS, where, "option")
+    return {k: _value(k, v, f"{where}.{k}") for k, v in table.items()}
+
+
+def _set_once(common: dict[str, Any], axes: list[tuple[str, list[dict[str, Any]]]], where: str) -> None:
+    """A key set in two places would let one silently win: refuse it."""
+    places = {k: "[run]" for k in common}
+    for place, choices in axes:
+        for key in {k for choice in choices for k in choice}:
+            if key in places:
+                raise UsageError(f"{where}: {key} is set in both {places[key]} and {place}; set it in one place")
+            places[key] = place
+
+
+def _expand(name: str, models: list[str], common: dict[str, Any], axes: list[tuple[str, list[dict[str, Any]]]],
+            out: Path, where: str) -> list[Cell]:
+    count = len(models) * math.prod(len(choices) for _, choices in axes)
+    if count > MAX_CELLS:
+        raise UsageError(f"{where}: {count} cells is more than {MAX_CELLS}; split the sweep into several files")
+    cells: dict[str, Cell] = {}
+    for model, *choices in itertools.product(models, *(c for _, c in axes)):
+        values = dict(common)
+        for choice in choices:
+            values.update(choice)
+        varied = tuple(k for k in KEYS if any(k in c for c in choices))
+        cell = make_cell(name, model, values, varied, out)
+        if cell.id in cells:
+            raise UsageError(f"{where}: two cells of {cell.model} are the same run ({cells[cell.id].describe()} and "
+                             f"{cell.describe()}); remove the duplicate from the matrix")
+        cells[cell.id] = cell
+    return list(cells.values())
+
+
+def make_cell(name: str, model: str, values: dict[str, Any], varied: tuple[str, ...], out: Path) -> Cell:
+    """A cell of sweep `name`. Values equal to what run does without the flag (false, gpus = 1) are dropped, so
+    they do not change the id."""
+    values = {k: values[k] for k in KEYS if k in values and values[k] is not False and (k, values[k]) != ("gpus", 1)}
+    canonical = json.dumps({"model": model, **values}, sort_keys=True, separators=(",", ":"))
+    cell_id = hashlib.sha256(canonical.encode()).hexdigest()[:10]
+    label = f"sweep:{name}:{cell_id}"
+    flags = [KEYS[k][0] if v is True else f"{KEYS[k][0]}={v}" for k, v in values.items()]
+    argv = (model, *flags, f"--out={out}", f"--label={label}")
+    return Cell(cell_id, model, values, varied, label, argv)
+
+
+def run_config(cell: Cell, out: Path) -> Any:
+    """The bench.run.runner.RunConfig that `t2vbench run` builds from the cell's flags."""
+    from bench.run.options import Options
+    from bench.run.runner import RunConfig
+
+    parts: dict[str, dict[str, Any]] = {"overrides": {}, "options": {}, "": {}}
+    for key, value in cell.values.items():
+        group, _, field = KEYS[key][2].rpartition(".")
+        parts[group][field] = value
+    return RunConfig(model=cell.model, overrides=parts["overrides"], options=Options(**parts["options"]),
+                     out_dir=out, label=cell.label, command=("t2vbench", "run", *cell.argv), **parts[""])
+
+
+def check_cells(cells: list[Cell], out: Path, where: str) -> None:
+    """Every cell through the run's own checks, before the first one runs. Raises UsageError naming the cell."""
+    from bench.run.runner import prepare
+
+    for cell in cells:
+        try:
+            prepare(run_config(cell, out))
+        except UsageError as exc:
+            raise UsageError(f"{where}: cell {cell.id} ({cell.model} {cell.describe()}): {exc}") from None
+
+
+def _slurm(table: dict[str, Any], where: str) -> dict[str, Any]:
+    _unknown(table, SLURM_KEYS, f"{where}: [slurm]", "key")
+    for key, value in table.items():
+        kind = SLURM_KEYS[key]
+        if kind is list:
+            ok = isinstance(value, list) and all(isinstance(v, str) and v.isprintable() for v in value)
+        elif kind is str:
+            ok = isinstance(value, str) and 0 < len(value) <= 200 and value.isprintable()
+        else:  # counts and sizes
+            ok = isinstance(value, (int, kind)) and not isinstance(value, bool) and 0 < value < 10**7
+        if not ok:
+            raise UsageError(f"{where}: slurm.{key} = {shown(value)}: give {SLURM_FORMS[kind]}")
+    return table
+
+
+def _shown_pair(key: str, value: Any) -> str:
+    return key if value is True else f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
