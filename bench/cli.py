@@ -1,14 +1,38 @@
-"""Command line: parses arguments and calls one plain function per subcommand; only this module prints."""
+"""Command line: parses arguments and calls one plain function per subcommand; only this module prints.
+
+Commands import what they need when called, so `t2vbench models` or `compare` never loads torch; bench.run.build
+(torch) only for `models --params`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.analysis import fleet, scenarios, throughput
+from bench.analysis.compare import DEFAULT_BASELINE, DEFAULT_SCENARIO, compare
+from bench.analysis.physics import load_checked
+from bench.analysis.registry import submit
+from bench.analysis.roofline import analyze
 from bench.core.errors import UsageError
+from bench.core.hardware import catalogue
+from bench.core.specs import DEFAULT_MODEL, all_specs
+from bench.core.text import clean
+from bench.present import tables as compare_format
+from bench.present.fleet import check_plot_path, fleet_json, format_fleet, plot
+from bench.present.report import write_report
+from bench.present.sweep import compare_text, format_commands, format_sweep
+from bench.present.text import format_hardware, format_models, format_roofline, format_run, table
+from bench.records.schema import settings_key
+from bench.run.flags import add_flags, overrides, run_config
+from bench.run.memory import FIT_HEADER, fit_table
+from bench.run.runner import recover, run
+from bench.run.sweep import run_sweep
 
 
 class _Parser(argparse.ArgumentParser):
@@ -17,53 +41,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
-    from bench.run.options import CACHES, OFFLOADS, QUANTIZE
-    from bench.run.runner import DEFAULT_OUT, DEFAULT_PROMPT
-    from bench.core.specs import DEFAULT_MODEL
-    from bench.telemetry import CHOICES
-    from bench.telemetry.sampler import DEFAULT_PERIOD_S
 
     p = sub.add_parser("run", help="benchmark one model (no MODEL: the embedded tiny default)")
     p.add_argument("model", nargs="?", default=DEFAULT_MODEL, help=f"spec name (default {DEFAULT_MODEL})")
-    p.add_argument("--spec", type=Path, dest="spec_file", help="your own spec TOML file instead of a name from models/")
-    p.add_argument("--weights", help="random | hub | PATH to a local diffusers directory (default: the spec's)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
-    p.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16 (auto: bf16 on GPU, fp32 on CPU)")
-    p.add_argument("--height", type=int)
-    p.add_argument("--width", type=int)
-    p.add_argument("--frames", type=int, dest="num_frames")
-    p.add_argument("--fps", type=float, help="playback rate used for video seconds (default: the spec's)")
-    p.add_argument("--steps", type=int)
-    p.add_argument("--guidance", type=float, dest="guidance_scale")
-    p.add_argument("--guidance-2", type=float, dest="guidance_scale_2", help="two-expert models: the low-noise expert's")
-    p.add_argument("--preset", help="a named setting of the spec (e.g. mlperf-v6); the flags above override it")
-    p.add_argument("--repeats", type=int, help="timed generations (default 3; with --time-budget, the most)")
-    p.add_argument("--time-budget", type=float, dest="time_budget_s", help="time generations for this many seconds")
-    p.add_argument("--warmup", type=int, default=1, help="untimed warm-up generations (default 1)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--prompt", default=DEFAULT_PROMPT)
-    p.add_argument("--label", help="a note kept in the record (e.g. 'rack 3, new driver')")
-    p.add_argument("--save-video", action="store_true", help="write the last generation as an mp4 beside the record")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"folder for records and videos (default {DEFAULT_OUT})")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
-    p.add_argument("--telemetry", default="auto", help=f"{' | '.join(CHOICES)} (auto probes NVML, then amdsmi)")
-    p.add_argument("--sample-period", type=float, default=DEFAULT_PERIOD_S, dest="sample_period_s",
-                   help=f"seconds between telemetry samples (default {DEFAULT_PERIOD_S})")
-    g = p.add_argument_group("several devices (one node)")
-    g.add_argument("--gpus", help="data parallel: one worker per GPU (N or all), each making its own videos")
-    g.add_argument("--workers", type=int, help="data parallel over N workers (with --device cpu: the same path on the CPU)")
-    g.add_argument("--parallel", help="context parallel: ulysses=N[,ring=M] GPUs make each video together")
-    o = p.add_argument_group("serving options (each recorded; output-changing ones get a fidelity figure)")
-    o.add_argument("--compile", action="store_true", help="regional torch.compile of the denoiser's repeated block")
-    o.add_argument("--attention-backend", help="a diffusers attention backend: native, _native_cudnn, flash, sage, ...")
-    o.add_argument("--offload", help=f"{' | '.join(OFFLOADS)}: keep weights in host RAM")
-    o.add_argument("--vae-tiling", action="store_true", help="decode the video in tiles (less memory)")
-    o.add_argument("--quantize", help=f"{' | '.join(QUANTIZE)}: fp8 storage of the denoiser's weights")
-    o.add_argument("--cache", help=f"{' | '.join(CACHES)}: a diffusers step cache (output-changing)")
-    o.add_argument("--memory-cap", type=float, dest="memory_cap_gib", metavar="GIB",
-                   help="cap this process's GPU memory, to emulate a smaller card (e.g. 24)")
-    o.add_argument("--fidelity", action="store_true",
-                   help="measure PSNR/SSIM against a plain generation even for lossless options")
+    add_flags(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,18 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     rec = sub.add_parser("recover", help="turn a run's journal into its record (after a crash or a kill)")
     rec.add_argument("journal", type=Path)
     _add_fleet(sub)
+
     roof = sub.add_parser("roofline", help="FLOPs per video and the throughput bound of a model on a hardware class")
     roof.add_argument("model")
     roof.add_argument("--hardware", default="h100-sxm", help="catalogue class (default h100-sxm)")
     roof.add_argument("--dtype", default="bfloat16", help="bfloat16 | fp8 (peak rate used for the bound)")
-    roof.add_argument("--height", type=int)
-    roof.add_argument("--width", type=int)
-    roof.add_argument("--frames", type=int, dest="num_frames")
-    roof.add_argument("--steps", type=int)
-    roof.add_argument("--guidance", type=float, dest="guidance_scale")
-    roof.add_argument("--guidance-2", type=float, dest="guidance_scale_2", help="two-expert models: the low-noise "
-                      "expert's")
-    roof.add_argument("--preset", help="a named setting of the spec (e.g. mlperf-v6); the flags above override it")
+    add_flags(roof, groups=("settings",))
     roof.add_argument("--record", help="a record of this model: its settings are used and MFU per stage is shown")
     roof.add_argument("--json", action="store_true")
     hw = sub.add_parser("hardware", help="the hardware classes and their figures, with sources")
@@ -107,7 +83,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_compare(sub: argparse._SubParsersAction) -> None:
-    from bench.analysis.compare import DEFAULT_BASELINE, DEFAULT_SCENARIO
 
     cmp = sub.add_parser("compare", help="records, folders or the registry side by side, published figures beside")
     rep = sub.add_parser("report", help="one self-contained HTML page: the comparison, plots and a run's timeline")
@@ -164,13 +139,9 @@ def _add_fleet(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from bench.present.text import format_models
-    from bench.core.specs import all_specs
 
     specs = all_specs()
     if args.memory:
-        from bench.present.text import table
-        from bench.run.memory import FIT_HEADER, fit_table
 
         print(table(fit_table([s for s in specs if not s.tiny]), FIT_HEADER))
         print("weights only, from parameter counts on the meta device; activations, the CUDA context and the VAE "
@@ -186,33 +157,16 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench.run.options import Options
-    from bench.run.runner import RunConfig, run
 
-    overrides = {k: getattr(args, k) for k in ("height", "width", "num_frames", "fps", "steps", "guidance_scale",
-                                               "guidance_scale_2")}
-    options = Options(compile=args.compile, attention_backend=args.attention_backend, offload=args.offload,
-                      vae_tiling=args.vae_tiling, quantize=args.quantize, cache=args.cache,
-                      memory_cap_gib=args.memory_cap_gib, fidelity=args.fidelity)
-    config = RunConfig(
-        model=args.model, spec_file=args.spec_file, weights=args.weights, device=args.device, dtype=args.dtype,
-        overrides={k: v for k, v in overrides.items() if v is not None}, preset=args.preset,
-        repeats=args.repeats, time_budget_s=args.time_budget_s, warmup=args.warmup, seed=args.seed,
-        prompt=args.prompt, save_video=args.save_video, out_dir=args.out, telemetry=args.telemetry,
-        sample_period_s=args.sample_period_s, options=options, label=args.label, command=tuple(args.argv),
-        workers=args.workers, gpus=args.gpus, parallel=args.parallel,
-    )
-    outcome = run(config, progress=not args.json)
+    outcome = run(run_config(args.model, vars(args), command=tuple(args.argv)), progress=not args.json)
     _print_record(outcome.record, outcome.path, args.json)
     return outcome.exit_code
 
 
 def _print_record(record, path: Path, as_json: bool) -> None:
-    from bench.present.text import format_run
-    from bench.records.schema import settings_key
 
     if as_json:
-        print(json.dumps({"record": str(path), "complete": record.complete, "summary": record.summary,
+        print(json.dumps({"record": str(path), "complete": record.complete, "summary": record.summary.model_dump(),
                           "warnings": record.warnings, "settings_key": settings_key(record),
                           "telemetry": record.telemetry.model_dump(exclude={"series"})}, sort_keys=True))
     else:
@@ -220,15 +174,12 @@ def _print_record(record, path: Path, as_json: bool) -> None:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from bench.analysis.physics import load_checked
 
     _print_record(load_checked(args.record), args.record, args.json)
     return 0
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from bench.core.text import clean
-    from bench.analysis.registry import submit
 
     results = submit(args.records, args.results, args.allow_toy)
     for f in results:
@@ -240,8 +191,6 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from bench.present.sweep import compare_text, format_commands, format_sweep
-    from bench.run.sweep import run_sweep
 
     result = run_sweep(args.file, args.out, args.launcher, args.dry_run, report=lambda line: print(line, flush=True))
     print(format_sweep(result))
@@ -253,7 +202,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
-    from bench.run.runner import recover
 
     outcome = recover(args.journal)
     _print_record(outcome.record, outcome.path, False)
@@ -261,10 +209,6 @@ def cmd_recover(args: argparse.Namespace) -> int:
 
 
 def cmd_fleet(args: argparse.Namespace) -> int:
-    from bench.analysis import fleet
-    from bench.analysis import scenarios
-    from bench.analysis import throughput
-    from bench.present.fleet import check_plot_path, fleet_json, format_fleet, plot
 
     overrides = scenarios.parse_overrides(args.set)
     scenario = scenarios.load_scenario(args.scenario, overrides)
@@ -287,22 +231,13 @@ def cmd_fleet(args: argparse.Namespace) -> int:
 
 
 def cmd_roofline(args: argparse.Namespace) -> int:
-    from bench.present.text import format_roofline
-    from bench.analysis.roofline import analyze
 
-    overrides = {k: getattr(args, k) for k in ("height", "width", "num_frames", "steps", "guidance_scale",
-                                               "guidance_scale_2")}
-    result = analyze(args.model, args.hardware, args.dtype, {k: v for k, v in overrides.items() if v is not None},
-                     args.record, args.preset)
+    result = analyze(args.model, args.hardware, args.dtype, overrides(vars(args)), args.record, args.preset)
     print(json.dumps(result, sort_keys=True) if args.json else format_roofline(result))
     return 0
 
 
 def cmd_hardware(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from bench.present.text import format_hardware
-    from bench.core.hardware import catalogue
 
     classes = list(catalogue().values())
     print(json.dumps([dataclasses.asdict(h) for h in classes]) if args.json else format_hardware(classes))
@@ -310,9 +245,6 @@ def cmd_hardware(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from bench.present import tables as compare_format
-    from bench.analysis.compare import compare
-    from bench.core.text import clean
 
     result = compare(args.paths, args.baseline, args.scenario, args.allow_toy)
     if args.csv or args.json:
@@ -325,8 +257,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from bench.core.text import clean
-    from bench.present.report import write_report
 
     written = write_report(args.paths, args.out, timeline_path=args.timeline, baseline=args.baseline,
                            scenario=args.scenario, allow_toy=args.allow_toy, force=args.force)
@@ -343,7 +273,6 @@ COMMANDS = {"compare": cmd_compare, "report": cmd_report,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from bench.core.text import clean
 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -354,8 +283,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.flush()  # a closed pipe (`| head -1`) shows here, not as a traceback at interpreter exit
         return code
     except BrokenPipeError:  # the reader went away: end quietly, as `yes | head` does
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except UsageError as exc:

@@ -1,6 +1,12 @@
 """Records made for the compare and report tests: copies of the golden v2 record with chosen latencies, GPU,
-settings and strings, the summary recomputed by bench.core.metrics (as tests/test_record.py's _as_h100 does), so that
-only what a test changes differs from an honest record. GPU telemetry comes from the faked pynvml in tests/fakes.
+settings and strings, the summary recomputed by this module's own implementation of the definitions (summary_of),
+so that only what a test changes differs from an honest record. GPU telemetry comes from the faked pynvml in
+tests/fakes.
+
+summary_of is a test oracle: written from the definitions in README.md and bench/core/metrics.py's docstring, not
+from that module's code, and never calling it. The record validator (bench.records.schema) recomputes every summary
+with bench.core.metrics.summarize; a forged record built here is accepted only where the two implementations agree,
+so a bug in either shows up as a refused record (tests/test_oracle_summary.py pins both to hand arithmetic).
 """
 
 from __future__ import annotations
@@ -12,10 +18,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.core import metrics
+import numpy as np
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = json.loads((DATA / "record-v2-tiny-wan.json").read_text())
+GOLDEN_V3 = json.loads((DATA / "record-v3-tiny-wan.json").read_text())  # a real tiny run's record
 REFERENCE = json.loads((Path(__file__).parent.parent / "results" / "reference" /
                         "mlenergy-v3_wan2.1-t2v-1.3b_1xh100-sxm_832x480-81f-15fps-50steps-bs1.json").read_text())
 _ids = itertools.count(1)
@@ -47,10 +54,134 @@ def record(latencies: Sequence[float] = (10.0, 11.0, 12.0), *, model: str = "tes
     return summarized(data)
 
 
+# A data-parallel run of two workers that made unequal numbers of generations, on one clock shared by both:
+# worker -> [(start_s, latency_s), ...]. Worker 0 makes 3 generations back to back (0-2, 2-5, 5-9 s); worker 1 makes
+# one slow generation (0.5-10.5 s). Its figures, worked out by hand, are in tests/test_parallel.py and
+# tests/test_oracle_summary.py.
+UNEQUAL_WORKERS = {0: [(0.0, 2.0), (2.0, 3.0), (5.0, 4.0)], 1: [(0.5, 10.0)]}
+
+
+def data_parallel_record(timings: dict[int, list[tuple[float, float]]] = UNEQUAL_WORKERS) -> dict:
+    """A complete record of a data-parallel CPU run of len(timings) workers (tiny-wan's 9 frames at 16 fps, 4 steps),
+    each generation credited to its worker, the summary from summary_of."""
+    data = copy.deepcopy(GOLDEN_V3)
+    data["settings"].update(gpus_used=len(timings), options={"parallel": "data"})
+    data.update(run_id=f"{next(_ids):012x}", warnings=[])
+    data["generations"] = timed_generations(timings, data["settings"]["steps"])
+    return summarized(data)
+
+
+def timed_generations(timings: dict[int, list[tuple[float, float]]], steps: int = 4) -> list[dict]:
+    """Generations of these workers, in order of start (as a record holds them), each with its worker index."""
+    gens = []
+    for worker, own in timings.items():
+        for i, (start, latency) in enumerate(own):
+            g = _generation(i, start, latency, steps)  # the index within its worker, as a worker counts
+            gens.append({**g, "seed": 1000 + i * len(timings) + worker, "worker": worker})  # distinct seeds
+    return sorted(gens, key=lambda g: (g["telemetry"]["start_s"], g["worker"]))
+
+
+def run_messages(timings: dict[int, list[tuple[float, float]]] = UNEQUAL_WORKERS) -> list:
+    """The journal messages of a data-parallel CPU run of tiny-wan in which each worker made these generations
+    (worker -> [(start_s, latency_s), ...]) and finished: what bench.records.assemble.replay takes."""
+    from bench.records.journal import message
+
+    g = GOLDEN_V3
+    workers = len(timings)
+    header = {"journal_version": 1, "t2vbench_version": g["t2vbench_version"], "run_id": f"{next(_ids):012x}",
+              "created_utc": g["created_utc"], "command": ["t2vbench", "run", "tiny-wan", "--workers", str(workers)],
+              "label": None, "spec": g["spec"], "spec_path": "", "gpus_used": workers, "parallel": "data",
+              "options": {"parallel": "data"}, "output_changing": [], "weights": g["weights"], "warnings": [],
+              "settings": {k: g["settings"][k] for k in ("height", "width", "num_frames", "fps", "steps",
+                                                          "guidance_scale", "max_sequence_length")},
+              "run": {k: g["settings"][k] for k in ("seed", "prompt", "warmup", "repeats")} | {"time_budget_s": None}}
+    telemetry = {k: g["telemetry"][k] for k in ("backend", "available", "unavailable_reason", "device",
+                                                "energy_unsupported_reason", "sample_period_s")}
+    msgs = [message("header", **header)]
+    for worker in timings:
+        msgs += [message("device", worker=worker, device="cpu", dtype="float32", environment=g["environment"],
+                         hardware_class=g["hardware_class"]),
+                 message("telemetry", worker=worker, **telemetry, throttle_bits={}, slowdown_reasons=[]),
+                 message("loaded", worker=worker, load_s=0.5, options={})]
+    gens = timed_generations(timings, header["settings"]["steps"])
+    for gen in sorted(gens, key=lambda x: x["telemetry"]["end_s"]):
+        msgs.append(message("generation", **gen, peak_memory_method="process_peak_rss"))  # as they arrive
+    msgs += [message("done", worker=worker) for worker in timings]
+    return msgs
+
+
 def summarized(data: dict) -> dict:
+    """The record with its summary recomputed by summary_of (the oracle) from its generations and settings."""
     s = data["settings"]
-    data["summary"] = metrics.summarize(data["generations"], s["num_frames"], s["fps"], s["gpus_used"])
+    data["summary"] = summary_of(data["generations"], s["num_frames"], s["fps"], s["gpus_used"],
+                                 (s.get("options") or {}).get("parallel"))
     return data
+
+
+def summary_of(generations: Sequence[dict], num_frames: int, fps: float, gpus_used: int,
+               parallel: str | None = None) -> dict:
+    """Every summary figure of a record's timed generations, from the definitions (a second implementation):
+
+    - video seconds of one generation = num_frames / fps
+    - GPU-seconds = timed wall seconds (sum of latencies) x GPUs one generation occupies: 1 under data parallelism
+      ("data"), every GPU of the run (gpus_used) otherwise
+    - video minutes per GPU-hour = (video seconds / 60) / (GPU-seconds / 3600)
+    - latency percentiles: linear interpolation between order statistics (numpy's default method)
+    - relative stdev = sample stdev (n - 1) / mean; 0 for one generation
+    - stage means over generations; step mean over every step of every generation; other = mean - stage means
+    - server figures, only where every generation has telemetry start_s/end_s: the window from the first start to
+      the last end, x gpus_used GPUs; workers = distinct worker indices (absent = 0); the spread between workers =
+      sample stdev / mean of each worker's own video minutes per GPU-hour (its video over its own latencies); 0 for
+      one worker
+    """
+    latencies = np.array([float(g["latency_s"]) for g in generations])
+    n = len(latencies)
+    per_video = num_frames / fps
+    occupied = 1 if parallel == "data" else gpus_used
+    wall = float(latencies.sum())
+    gpu_s = wall * occupied
+    video = per_video * n
+    mean = wall / n
+
+    def rate(video_s: float, gpu_seconds: float) -> float:
+        return (video_s / 60.0) / (gpu_seconds / 3600.0)
+
+    def rel_stdev(values: np.ndarray) -> float:
+        return float(np.std(values, ddof=1) / np.mean(values)) if len(values) > 1 else 0.0
+
+    stage_means = {k: float(np.mean([g[k] for g in generations])) for k in ("text_encode_s", "denoise_s",
+                                                                            "vae_decode_s")}
+    steps = [float(x) for g in generations for x in g["step_s"]]
+    out = {
+        "generations": n,
+        "video_seconds_per_generation": per_video,
+        "video_seconds_total": video,
+        "timed_wall_s": wall,
+        "gpu_seconds": gpu_s,
+        "video_minutes_per_gpu_hour": rate(video, gpu_s),
+        "gpu_seconds_per_video_second": gpu_s / video,
+        "latency_mean_s": mean,
+        "latency_p50_s": float(np.percentile(latencies, 50)),
+        "latency_p90_s": float(np.percentile(latencies, 90)),
+        "latency_min_s": float(latencies.min()),
+        "latency_max_s": float(latencies.max()),
+        "latency_rel_stdev": rel_stdev(latencies),
+        "text_encode_mean_s": stage_means["text_encode_s"],
+        "denoise_mean_s": stage_means["denoise_s"],
+        "step_mean_s": float(np.mean(steps)) if steps else 0.0,
+        "vae_decode_mean_s": stage_means["vae_decode_s"],
+        "other_mean_s": mean - sum(stage_means.values()),
+    }
+    spans = [g.get("telemetry") for g in generations]
+    if all(t is not None for t in spans):
+        window = max(t["end_s"] for t in spans) - min(t["start_s"] for t in spans)
+        by_worker: dict[int, list[float]] = {}
+        for g in generations:
+            by_worker.setdefault(g.get("worker") or 0, []).append(float(g["latency_s"]))
+        rates = np.array([rate(per_video * len(own), sum(own)) for own in by_worker.values()])
+        out.update(server_window_s=float(window), server_video_minutes_per_gpu_hour=rate(video, window * gpus_used),
+                   workers=len(by_worker), per_worker_rel_spread=rel_stdev(rates))
+    return out
 
 
 def with_nvml(data: dict, monkeypatch, power_w: float = 650.0) -> dict:

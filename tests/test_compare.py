@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from bench.present import tables as compare_format
-from bench.core import stats
-from bench.cli import main
 from bench.analysis.compare import compare
+from bench.cli import main
+from bench.core import stats
 from bench.core.errors import UsageError
+from bench.present import tables as compare_format
 from tests import forge
 
 REFERENCES = Path(__file__).parent.parent / "results" / "reference"

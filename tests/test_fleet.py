@@ -6,13 +6,13 @@ from pathlib import Path
 import pytest
 
 from bench.analysis import fleet
-from bench.core import metrics
-from bench.core.errors import UsageError
 from bench.analysis.fleet import Figure
-from bench.core.hardware import get
-from bench.records.schema import load_record, settings_key
 from bench.analysis.scenarios import PRESETS, load_scenario
 from bench.analysis.throughput import Throughput
+from bench.core.errors import UsageError
+from bench.core.hardware import get
+from bench.records.schema import load_record, settings_key
+from tests import forge
 from tests.test_record import GOLDEN, _with_nvml_telemetry
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -278,8 +278,7 @@ def _results(tmp_path, guidances=(5.0, 5.0, 5.0), scales=(1.0, 2.0, 4.0), spec="
             for key in ("latency_s", "text_encode_s", "denoise_s", "vae_decode_s"):
                 g[key] /= scale
             g["step_s"] = [t / scale for t in g["step_s"]]
-        st = data["settings"]
-        data["summary"] = metrics.summarize(data["generations"], st["num_frames"], st["fps"], st["gpus_used"])
+        forge.summarized(data)
         values.append(data["summary"]["video_minutes_per_gpu_hour"])
         _write(tmp_path / f"r{i}.json", data)
     return values

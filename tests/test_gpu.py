@@ -48,18 +48,23 @@ def test_memory_cap_and_group_offload_run_and_are_recorded(run_cli, tmp_path):
 def test_peak_memory_is_reset_for_each_generation_on_the_gpu():
     import torch
 
-    from bench.run.build import build_pipeline
     from bench.core.specs import load_spec
+    from bench.run.build import build_pipeline
+    from bench.run.job import Job
+    from bench.run.options import Options
+    from bench.run.parallel import Layout
     from bench.run.timing import StageClock, call_kwargs
     from bench.run.worker import time_generations
 
     spec = load_spec("tiny-wan")
-    job = {"settings": {**spec.settings.__dict__}, "prompt": "a cat", "repeats": 2, "time_budget_s": None, "seed": 0}
+    job = Job(spec_path=str(spec.path), settings=spec.settings, weights="random", dtype="bfloat16", seed=0,
+              prompt="a cat", warmup=0, repeats=2, time_budget_s=None, options=Options(), telemetry="none",
+              sample_period_s=0.1, layout=Layout())
     pipe = build_pipeline(spec, "random", "cuda:0", torch.bfloat16)
     big = torch.empty(2**31, dtype=torch.uint8, device="cuda:0")  # 2 GiB before the timed generations
     del big
     sent = []
-    time_generations(pipe, StageClock(pipe, torch.cuda.synchronize), call_kwargs(pipe, job), job, "cuda:0",
+    time_generations(pipe, StageClock(pipe, torch.cuda.synchronize), call_kwargs(pipe, job.settings, job.prompt), job, "cuda:0",
                      lambda kind, **f: sent.append((kind, f)), {}, t0=0.0)
     peaks = [f["peak_memory_bytes"] for kind, f in sent if kind == "generation"]
     assert len(peaks) == 2 and all(0 < p < 2**30 for p in peaks), peaks

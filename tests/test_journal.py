@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.records.assemble import build_record, replay
 from bench.core.errors import UsageError
+from bench.records.assemble import build_record, replay
 from bench.records.journal import Journal, message, read_journal
 from bench.records.schema import load_record
-
 
 GOLDEN = Path(__file__).parent / "data" / "record-v3-tiny-wan.json"  # a real tiny run's record
 
@@ -20,14 +19,14 @@ GOLDEN = Path(__file__).parent / "data" / "record-v3-tiny-wan.json"  # a real ti
 def test_journal_round_trip_and_a_cut_last_line(tmp_path):
     path = tmp_path / "j.journal.jsonl"
     journal = Journal(path)
-    journal.append(message("header", journal_version=1, run_id="abc"))
+    journal.append(message("header", **_header(load_record(GOLDEN))))
     journal.append(message("warmup", index=0, seed=-1, latency_s=0.5))
     journal.close()
     with open(path, "a") as f:
         f.write('{"kind": "generation", "index": 0, "lat')  # the write a crash interrupted
     messages = read_journal(path)
     assert [m.kind for m in messages] == ["header", "warmup"]
-    assert messages[1].fields == {"index": 0, "seed": -1, "latency_s": 0.5}
+    assert (messages[1].index, messages[1].seed, messages[1].latency_s, messages[1].worker) == (0, -1, 0.5, 0)
 
 
 def test_journal_never_overwrites_and_is_group_readable(tmp_path):
@@ -38,14 +37,16 @@ def test_journal_never_overwrites_and_is_group_readable(tmp_path):
 
 
 @pytest.mark.parametrize("content,fragment", [
-    ('{"kind": "warmup"}\n', "starts with its run's header"),
-    ('{"kind": "header", "journal_version": 1}\n{"kind": "nonsense"}\n', "unknown or missing 'kind'"),
-    ('{"kind": "header", "journal_version": 1}\nnot json\n{"kind": "done"}\n', "not valid JSON"),
+    ('{"kind": "warmup", "index": 0, "seed": -1, "latency_s": 0.5}\n', "starts with its run's header"),
+    ('HEADER\n{"kind": "nonsense"}\n', "unknown or missing 'kind'"),
+    ('HEADER\nnot json\n{"kind": "done"}\n', "not valid JSON"),
     ('{"kind": "header", "journal_version": 99}\n', "journal_version 99"),
+    ('HEADER\n{"kind": "warmup", "index": 0, "seed": -1, "latency_s": "0.5"}\n', ":2: field 'warmup.latency_s'"),
+    ('HEADER\n{"kind": "done", "recompiles": 0, "extra": 1}\n', ":2: field 'done.extra'"),
 ])
 def test_malformed_journals_are_refused_in_one_line(tmp_path, content, fragment):
     path = tmp_path / "j.journal.jsonl"
-    path.write_text(content)
+    path.write_text(content.replace("HEADER", message("header", **_header(load_record(GOLDEN))).line().strip()))
     with pytest.raises(UsageError, match=fragment):
         read_journal(path)
 
@@ -54,7 +55,7 @@ def _header(record) -> dict:
     s = record.settings
     return {"journal_version": 1, "t2vbench_version": record.t2vbench_version, "run_id": record.run_id,
             "created_utc": record.created_utc, "command": record.command, "label": record.label,
-            "spec": record.spec.model_dump(), "spec_path": "", "gpus_used": 1, "options": {}, "output_changing": [],
+            "spec": record.spec.model_dump(), "spec_path": "", "gpus_used": 1, "parallel": None, "options": {}, "output_changing": [],
             "settings": {k: getattr(s, k) for k in ("height", "width", "num_frames", "fps", "steps",
                                                      "guidance_scale", "max_sequence_length")},
             "run": {"seed": s.seed, "prompt": s.prompt, "warmup": s.warmup, "repeats": s.repeats,
@@ -103,7 +104,7 @@ def test_telemetry_that_fails_validation_is_dropped_and_the_generations_kept():
 
 def test_no_generation_means_no_record():
     with pytest.raises(UsageError, match="no generation finished"):
-        build_record(replay([message("header", journal_version=1)]), "worker process died")
+        build_record(replay([message("header", **_header(load_record(GOLDEN)))]), "worker process died")
 
 
 def test_a_full_file_system_keeps_the_journal_and_recover_makes_the_record(tmp_path):

@@ -12,6 +12,7 @@ import pytest
 from bench.analysis.physics import load_checked
 from bench.core.errors import UsageError
 from bench.records.schema import SCHEMA_VERSION, load_record, parse_record, record_json, settings_key, write_new
+from tests import forge
 
 DATA = Path(__file__).parent / "data"
 GOLDEN_V1 = DATA / "record-v1-tiny-wan.json"
@@ -46,12 +47,12 @@ def test_v2_record_gains_only_the_server_figures_recomputed_from_its_times():
     old = json.loads(GOLDEN_V2.read_text())
     record = load_record(GOLDEN_V2)
     assert record.schema_version == 3 and record.label == "golden v2" and record.workers is None
-    added = {k: v for k, v in record.summary.items() if k not in old["summary"]}
+    added = {k: v for k, v in record.summary.model_dump().items() if k not in old["summary"]}
     starts = [g["telemetry"]["start_s"] for g in old["generations"]]
     ends = [g["telemetry"]["end_s"] for g in old["generations"]]
     assert added["server_window_s"] == pytest.approx(max(ends) - min(starts))
     assert added["workers"] == 1 and added["per_worker_rel_spread"] == 0.0
-    assert {k: record.summary[k] for k in old["summary"]} == old["summary"]
+    assert {k: getattr(record.summary, k) for k in old["summary"]} == old["summary"]
 
 
 def test_migration_does_not_launder_a_forged_v2_summary():
@@ -66,7 +67,7 @@ def test_v1_record_is_migrated_and_keeps_every_measured_value():
     assert record.schema_version == 3 and record.command == [] and record.label is None
     assert record.spec.tiny is True and record.settings.options == {}
     assert [g.latency_s for g in record.generations] == [g["latency_s"] for g in old["generations"]]
-    assert {k: record.summary[k] for k in old["summary"]} == old["summary"]
+    assert {k: getattr(record.summary, k) for k in old["summary"]} == old["summary"]
 
 
 def test_settings_key_names_what_the_cost_depends_on_and_nothing_else():
@@ -88,7 +89,7 @@ def test_summary_that_does_not_follow_from_the_timings_is_refused():
 def test_an_invented_summary_figure_is_refused():
     data = _golden()
     data["summary"]["video_minutes_per_gpu_hour_best"] = 1e6
-    _refused(data, "summary keys differ")
+    _refused(data, "summary.video_minutes_per_gpu_hour_best.*Extra inputs")
 
 
 def test_edited_timing_breaks_the_summary():
@@ -162,7 +163,6 @@ def test_cpu_device_with_a_gpu_class_is_refused(tmp_path):
 def _as_h100(data: dict, latency_s: float | None = None) -> dict:
     """The golden record claimed for an H100 (timings optionally replaced), with its summary recomputed, so only
     physics can tell it is forged."""
-    from bench.core import metrics
 
     data["hardware_class"], data["settings"]["device"], data["settings"]["dtype"] = \
         "nvidia-h100-80gb-hbm3", "cuda:0", "bfloat16"
@@ -171,8 +171,7 @@ def _as_h100(data: dict, latency_s: float | None = None) -> dict:
             n = len(g["step_s"])
             g.update(latency_s=latency_s, text_encode_s=0.0, vae_decode_s=0.0, step_s=[latency_s / (2 * n)] * n,
                      denoise_s=latency_s / 2)
-    s = data["settings"]
-    data["summary"] = metrics.summarize(data["generations"], s["num_frames"], s["fps"], s["gpus_used"])
+    forge.summarized(data)
     return data
 
 
@@ -186,10 +185,9 @@ def test_faster_than_the_counted_flop_bound_is_refused(tmp_path):
 
 def _with_nvml_telemetry(monkeypatch, power_w: float = 650.0) -> dict:
     """The golden record as an NVML run on an H100 would have it, with a constant-power series."""
-    from bench.core import metrics
+    from bench.telemetry import describe
     from bench.telemetry.nvml import NvmlBackend
     from bench.telemetry.summary import summarize
-    from bench.telemetry import describe
     from tests.fakes import FakeGpu, fake_pynvml
 
     monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml([FakeGpu("GPU-aaaa")]))
@@ -208,8 +206,7 @@ def _with_nvml_telemetry(monkeypatch, power_w: float = 650.0) -> dict:
         t += g["latency_s"]
     section, data["generations"], _ = summarize(info, data["generations"], 9 / 16)
     data["telemetry"] = section
-    s = data["settings"]
-    data["summary"] = metrics.summarize(data["generations"], s["num_frames"], s["fps"], s["gpus_used"])
+    forge.summarized(data)
     return data
 
 

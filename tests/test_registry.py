@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.core import metrics
 from bench.core.specs import load_spec
+from tests import forge
 
 GOLDEN = Path(__file__).parent / "data" / "record-v3-tiny-wan.json"
 KEY = "32x32-9f-16fps-4steps-g5-bfloat16-1gpu"
@@ -21,8 +21,7 @@ def _gpu_record(**edits) -> dict:
     data["hardware_class"], data["settings"]["device"], data["settings"]["dtype"] = \
         "nvidia-h100-80gb-hbm3", "cuda:0", "bfloat16"
     data.update(edits)
-    s = data["settings"]
-    data["summary"] = metrics.summarize(data["generations"], s["num_frames"], s["fps"], s["gpus_used"])
+    forge.summarized(data)
     return data
 
 
@@ -64,11 +63,19 @@ def _forged_latency(data: dict) -> dict:
     (lambda: _gpu_record(hardware_class="nvidia-imaginary-9000"), "not in the catalogue"),
     (lambda: {**_gpu_record(), "spec": {**_gpu_record()["spec"], "name": "my-own-model"}}, "not in models/"),
     (lambda: _gpu_record(environment={}), "no environment"),
+    *[(lambda d=device: _gpu_record(settings={**_gpu_record()["settings"], "device": d}),
+       "does not match hardware class") for device in ("CPU", "cpu:0", " cpu", "cuda:0 (actually cpu)", "cuda:x")],
 ])
 def test_records_the_registry_must_not_hold_are_refused_one_line_each(run_cli, tmp_path, make, fragment):
     code, out, err = _submit(run_cli, tmp_path, _write(tmp_path, "r.json", make()))
     assert code == 2 and fragment in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "results").exists() or not list((tmp_path / "results").rglob("*.json"))
+
+
+def test_a_tiny_flag_edited_on_a_catalogued_model_is_refused_even_as_a_toy(run_cli, tmp_path):
+    forged = {**_gpu_record(), "spec": {**_gpu_record()["spec"], "tiny": True}}
+    code, out, err = _submit(run_cli, tmp_path, _write(tmp_path, "r.json", forged), extra=["--allow-toy"])
+    assert code == 2 and "spec.tiny is True but models/wan2.1-t2v-1.3b.toml says False" in err, err
 
 
 def test_duplicates_are_refused_by_run_id_and_by_content(run_cli, tmp_path):

@@ -3,36 +3,127 @@ atomically and never over an existing file without --force; rendered in a real h
 installed (Debian's `chromium`; .ci/run installs it where apt is usable)."""
 
 import html.parser
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from markupsafe import Markup
 
 from bench.cli import main
 from bench.core.errors import UsageError
-from bench.present.report import write_report
+from bench.present.report import page as page_module
+from bench.present.report import plots, write_report
+from bench.present.report.characters import visible
+from bench.present.report.page import ENV
 from tests import forge
 
 SCRIPT = "<script>document.title='pwned'</script>"
 IMG = "<img src=x onerror=document.title='pwned'>"
 TITLE = "t2vbench report"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: shown raw, it would reverse the text after it
 
 
-def _hostile_folder(tmp_path: Path, monkeypatch) -> Path:
-    """Records and a reference whose free-text strings hold markup, a file named as markup, and a record whose
-    model name holds a script (refused by the schema: listed as skipped)."""
-    folder = tmp_path / "results"
-    honest = forge.with_nvml(forge.record([10.0, 11.0, 12.0], label=f"{SCRIPT}{IMG}"), monkeypatch)
-    honest["warnings"] = [f"warning {IMG}"]
-    forge.write(folder, "h100.json", honest)
+def payload(tag: str) -> str:
+    """A hostile string naming the field it was put in: markup, both quotes, an ampersand and a bidi override."""
+    return f"<script>alert({tag})</script>\"'&{RLO}"
+
+
+def shown_as(text: str) -> str:
+    """How the page must show text from a file: HTML-escaped (markupsafe's spelling), the override a visible escape."""
+    for raw, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&#34;"), ("'", "&#39;"),
+                        (RLO, "\\u202e")):
+        text = text.replace(raw, entity)
+    return text
+
+
+# String fields that cannot hold a payload, left as they are: a pattern refuses one on load (slugs: spec.name,
+# settings.dtype, telemetry.backend, a reference's source.id and model; ids, dates and hashes: run_id, created_utc,
+# spec.sha256, source.published/data_date/accessed; hardware class names, a reference's also checked against the
+# catalogue) or a fixed set of values does (Literal: weights.source, peak_memory_method, telemetry.energy_method, kind;
+# and settings.device, which the gate requires to be 'cuda' or 'cuda:N' on a GPU record: any other is a CPU run's).
+# Dict keys likewise: settings.options' names (pattern), telemetry.series' names (Literal), and
+# telemetry.summary.throttle_share's names (the gate recomputes the shares from the series: refused.json below). Of
+# the command line, --baseline must be a hardware class and --scenario's name is a slug too. A reference's url must
+# start https:// and hold no whitespace: it gets 'https://example.com/' + payload. Paths as `a.b`, list items `a.*`.
+RECORD_FIXED = {"run_id", "created_utc", "spec.name", "spec.sha256", "settings.dtype", "weights.source",
+                "hardware_class", "peak_memory_method", "telemetry.backend", "telemetry.energy_method",
+                "workers.*.hardware_class", "settings.device"}
+REFERENCE_FIXED = {"kind", "source.id", "source.published", "source.data_date", "source.accessed", "model",
+                   "hardware_class"}
+# Every free-text field, so that a field the page starts to show is already under test (the walk finds them; this
+# set says it did). The page shows only SHOWN today: each must appear escaped; no other payload may appear raw either.
+FREE_TEXT = {"label", "warnings.0", "warnings.1", "settings.prompt", "settings.options.note",
+             "spec.family", "spec.pipeline", "spec.repo_id", "command.0", "environment.os", "environment.key",
+             "telemetry.device.name", "telemetry.device.key", "telemetry.unavailable_reason",
+             "telemetry.energy_unsupported_reason", "telemetry.cpu.reason", "weights.location", "fidelity.compared.0",
+             "fidelity.reference", "workers.0.device", "workers.0.failed", "video_path", "incomplete_reason",
+             "t2vbench_version", "reference.source.title", "reference.source.publisher", "reference.source.url",
+             "reference.basis", "reference.model_id", "reference.notes.0", "reference.settings.precision",
+             "reference.settings.framework", "reference.settings.parallelism", "path", "refused"}
+SHOWN = {"label", "warnings.0", "warnings.1", "reference.source.title", "reference.source.publisher",
+         "reference.source.url", "path"}
+
+
+def _fill(data, fixed: set[str], where: str = "") -> dict[str, str]:
+    """Every string value in data not in `fixed` replaced by payload(its path), in place; {path: payload}."""
+    put: dict[str, str] = {}
+    items = data.items() if isinstance(data, dict) else enumerate(data)
+    for key, value in list(items):
+        path = f"{where}.{key}" if where else str(key)
+        if re.sub(r"\.\d+(?=\.|$)", ".*", path) in fixed:
+            continue
+        if isinstance(value, str):
+            data[key] = put[path] = payload(path) if path != "source.url" else f"https://example.com/{payload(path)}"
+        elif isinstance(value, (dict, list)):
+            put.update(_fill(value, fixed, path))
+    return put
+
+
+def _hostile_record(monkeypatch) -> tuple[dict, dict[str, str]]:
+    """A GPU record with a series (so it is the timeline's) whose every free-text field holds a payload, optional
+    sections included (fidelity, a worker, the video path), and payload keys in its free-form dicts."""
+    data = forge.with_nvml(forge.record([10.0, 11.0, 12.0], label="x"), monkeypatch)
+    data.update(warnings=["x", "x"], incomplete_reason="x", video_path="x", weights={"source": "hub", "location": "x"},
+                fidelity={"psnr_db": 40.0, "ssim": 0.99, "seed": 1, "compared": ["x"], "reference": "x"},
+                workers=[{"index": 0, "device": "x", "hardware_class": data["hardware_class"], "generations": 3,
+                          "failed": "x", "telemetry": None}])
+    data["spec"]["repo_id"] = "x"
+    data["telemetry"].update(unavailable_reason="x", energy_unsupported_reason="x")
+    data["settings"]["options"] = {"note": "x"}  # a value, shown in the settings key only as a slug
+    put = _fill(data, RECORD_FIXED)
+    for section, entries in (("environment", data["environment"]), ("telemetry.device", data["telemetry"]["device"])):
+        entries[payload(f"{section}.key")] = put[f"{section}.key"] = payload(f"{section}.key")  # a key holds one too
+    return data, put
+
+
+def _hostile_reference() -> tuple[dict, dict[str, str]]:
+    data = forge.reference(model_id="x", notes=["x", "x"], basis="x")
+    data["settings"].update(precision="x", framework="x", parallelism="x")
+    return data, _fill(data, REFERENCE_FIXED)
+
+
+def _hostile_folder(tmp_path: Path, monkeypatch) -> tuple[Path, dict[str, str]]:
+    """Inputs under a folder whose path holds a payload (so every path the page shows does): a record and a reference
+    with a payload in every string field that can hold one, a plain record beside them, a record refused by the
+    schema (its model name holds a script), a file named as markup and a record the physics gate refuses with a
+    reason that quotes a payload from the file (all three listed as skipped). Returns the folder and
+    {field: the payload put in it}."""
+    folder = tmp_path / "in" / payload("path")  # '/' splits it into two folders; the path's text holds it whole
+    record, put = _hostile_record(monkeypatch)
+    forge.write(folder, "hostile.json", record)
     forge.write(folder, "b200.json", forge.record([5.0, 5.2, 4.8], hardware_class="nvidia-b200"))
     forge.write(folder, "bad-model.json", forge.record(model=SCRIPT))
     forge.write(folder, f"{IMG}.json", {"not": "a record"})
-    source = {**forge.REFERENCE["source"], "title": SCRIPT, "url": f'https://example.com/"{SCRIPT}'}
-    forge.write(folder, "ref.json", forge.reference(source=source))
-    return folder
+    reference, put_ref = _hostile_reference()
+    forge.write(folder, "ref.json", reference)
+    refused = forge.with_nvml(forge.record(), monkeypatch)  # the gate's reason quotes the file's forged key
+    refused["telemetry"]["summary"]["throttle_share"][payload("refused")] = 0.0
+    forge.write(folder, "refused.json", refused)
+    return folder, {**put, **{f"reference.{k}": v for k, v in put_ref.items()}, "path": payload("path"),
+                    "refused": payload("refused")}
 
 
 class _Tags(html.parser.HTMLParser):
@@ -47,7 +138,9 @@ class _Tags(html.parser.HTMLParser):
 
 def test_page_is_self_contained_and_escapes_every_string(tmp_path, monkeypatch):
     out = tmp_path / "report.html"
-    written = write_report([_hostile_folder(tmp_path, monkeypatch)], out)
+    folder, put = _hostile_folder(tmp_path, monkeypatch)
+    assert FREE_TEXT <= put.keys()
+    written = write_report([folder], out)
     page = out.read_text(encoding="utf-8")
     parser = _Tags()
     parser.feed(page)
@@ -59,12 +152,42 @@ def test_page_is_self_contained_and_escapes_every_string(tmp_path, monkeypatch):
             assert value.startswith("data:image/svg+xml;base64,")
         if name == "href":
             assert value.startswith("https://")
-    assert html.escape(SCRIPT) in page and html.escape(IMG) in page
-    assert SCRIPT not in page and "<img src=x" not in page
-    assert written.rows == 3 and written.timeline == str(tmp_path / "results" / "h100.json")
+    for field, text in put.items():
+        assert text not in page, f"{field} reached the page unescaped"
+    for field in SHOWN:
+        assert shown_as(put[field]) in page, f"{field} is not on the page as escaped text"
+    assert "<script" not in page.lower() and "<img src=x" not in page and shown_as(IMG) in page
+    assert [c for c in page if not (c.isprintable() or c == "\n")] == []  # no override, isolate or control at all
+    assert written.rows == 3 and written.timeline == str(folder / "hostile.json")
     assert sum("bad-model.json" in s for s in written.skipped) == 1
     assert sum(f"{IMG}.json" in s for s in written.skipped) == 1
+    assert sum("refused.json" in s for s in written.skipped) == 1
+    assert "&lt;script&gt;alert(refused)&lt;/script&gt;" in page  # in the skipped line, escaped
     assert page.count("<img ") == 4  # throughput, energy and cost, stages, timeline
+
+
+def test_control_and_bidi_characters_are_shown_not_obeyed():
+    hostile = "a\u202eb\u2066c\u2069\u200b\u200f\u2028\u2029\x1b[31m\x00\x85\ufeff\U000e0041\ud800\r"
+    assert visible(hostile) == ("a\\u202eb\\u2066c\\u2069\\u200b\\u200f\\u2028\\u2029\\x1b[31m\\x00\\x85"
+                                "\\ufeff\\U000e0041\\ud800\\x0d")
+    assert visible("tab\tnew\nline, no-break\xa0space, 日本語 ×") == "tab\tnew\nline, no-break\xa0space, 日本語 ×"
+    assert visible(12) == 12 and isinstance(visible(Markup("<b>\u202e</b>")), Markup)
+
+
+def test_plot_labels_show_control_characters_and_never_read_as_mathtext():
+    from matplotlib import cbook
+
+    for raw in ("a$b$c", "$\\frac{1}{0}$", "\\$$", "x\\\\$y$", "tail\\"):
+        assert not cbook.is_math_text(plots.text(raw)), raw
+    assert plots.text(f"a{RLO}b\\c\x1b") == "a\\u202eb\\c\\x1b"  # one backslash shows as one
+
+
+def test_templates_are_autoescaped_and_mark_nothing_safe():
+    """Escaping is the Environment's, for every template: no template may opt out of it."""
+    assert ENV.autoescape is True and ENV.finalize is visible
+    for template in (Path(page_module.__file__).parent / "templates").iterdir():
+        text = re.sub(r"{#.*?#}", "", template.read_text(encoding="utf-8"), flags=re.S).replace(" ", "")
+        assert "|safe" not in text and "autoescape" not in text and "Markup" not in text, template.name
 
 
 def test_existing_file_is_kept_unless_forced(tmp_path):
@@ -123,13 +246,15 @@ def test_chromium_renders_the_page_and_runs_no_script(tmp_path, monkeypatch):
                       f"<title>{TITLE}</title></head><body>{SCRIPT}</body></html>")
     assert _console(_chromium(tmp_path, canary, "--dump-dom").stderr)
     page = tmp_path / "report.html"
-    write_report([_hostile_folder(tmp_path, monkeypatch)], page)
+    folder, put = _hostile_folder(tmp_path, monkeypatch)
+    write_report([folder], page)
     dom = _chromium(tmp_path, page, "--dump-dom")
     assert dom.returncode == 0, dom.stderr[-2000:]
-    assert _console(dom.stderr) == []
+    assert _console(dom.stderr) == []  # a blocked script would log a CSP violation (see the canary)
     assert f"<title>{TITLE}</title>" in dom.stdout and "pwned</title>" not in dom.stdout
-    assert "<table>" in dom.stdout and "testmodel" in dom.stdout
-    assert html.escape(SCRIPT, quote=False) in dom.stdout  # shown as text, not run
+    assert "<table>" in dom.stdout and "testmodel" in dom.stdout and "<script" not in dom.stdout
+    label = html.escape(put["label"], quote=False).replace(RLO, "\\u202e")
+    assert label in dom.stdout and RLO not in dom.stdout  # shown as text, the override as a visible escape
     shot = tmp_path / "report.png"
     taken = _chromium(tmp_path, page, "--hide-scrollbars", "--window-size=1500,4400", f"--screenshot={shot}")
     assert taken.returncode == 0 and _console(taken.stderr) == []

@@ -6,8 +6,8 @@ import json
 import pytest
 
 from bench.analysis import roofline
-from bench.core.errors import UsageError
 from bench.analysis.flops import count_flops
+from bench.core.errors import UsageError
 from bench.core.hardware import get
 from bench.core.specs import load_spec
 from tests.test_record import GOLDEN

@@ -10,9 +10,9 @@ import pytest
 
 from bench.core.errors import UsageError
 from bench.core.metrics import video_minutes_per_gpu_hour
+from bench.core.specs import load_spec
 from bench.records.schema import load_record
 from bench.run.runner import RunConfig, prepare
-from bench.core.specs import load_spec
 from tests.conftest import TINY, cuda_available
 
 
@@ -35,8 +35,8 @@ def test_tiny_family_runs_end_to_end(run_cli, tmp_path, name):
         assert g.peak_memory_bytes > 50 * 2**20  # a process holding torch and a pipeline
     wall = sum(g.latency_s for g in record.generations)
     video_s = 2 * spec.settings.num_frames / spec.settings.fps
-    assert record.summary["video_minutes_per_gpu_hour"] == pytest.approx(video_minutes_per_gpu_hour(video_s, wall))
-    assert record.summary["video_minutes_per_gpu_hour"] == pytest.approx((video_s / 60) / (wall / 3600))
+    assert record.summary.video_minutes_per_gpu_hour == pytest.approx(video_minutes_per_gpu_hour(video_s, wall))
+    assert record.summary.video_minutes_per_gpu_hour == pytest.approx((video_s / 60) / (wall / 3600))
     assert record.hardware_class.startswith("cpu:") and record.settings.device == "cpu"
     assert any("only 2 timed generation" in w for w in record.warnings)
     assert not record.telemetry.available and record.telemetry.unavailable_reason.startswith("the run is on the CPU")

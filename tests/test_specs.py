@@ -3,9 +3,9 @@ import re
 
 import pytest
 
-from bench.run.build import count_params_meta
 from bench.core.errors import UsageError
 from bench.core.specs import all_specs, check_settings, load_spec, spec_names
+from bench.run.build import count_params_meta
 from tests.conftest import TINY
 
 FULL = [s for s in spec_names() if not s.startswith("tiny-")]

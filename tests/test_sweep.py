@@ -1,6 +1,8 @@
-"""Sweeps: the file is strict and every cell is checked before anything runs; cells have stable ids; a cell with a
-complete record is skipped on a rerun, an incomplete one is not; Ctrl-C reaches the running cell, which keeps its
-record, and the sweep stops; the Slurm path runs through submitit's local executor."""
+"""Sweeps: the file is strict and every cell is checked before anything runs; cells have stable ids; a cell's flags
+make the run it stands for; a cell with a complete record is skipped on a rerun, an incomplete one is not; Ctrl-C
+reaches the running cell, which keeps its record, and the sweep stops; the Slurm path runs through submitit's local
+executor. Cells that run, run for real: the real runner on tiny models on the CPU (no faked runner or process).
+Figures are read from the records' JSON."""
 
 import dataclasses
 import json
@@ -14,10 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import cli
-from bench.run import sweep
-from bench.run import sweep_launch
 from bench.records.schema import load_record
+from bench.run import runner, sweep, sweep_launch
 from bench.run.sweep_plan import KEYS, load_sweep, make_cell, run_config
 
 DATA = Path(__file__).parent / "data"
@@ -123,29 +123,84 @@ EVERY_KEY = {"height": 32, "width": 48, "frames": 5, "fps": 8.0, "steps": 2, "gu
              "cache": "pab", "memory_cap": 24.0, "fidelity": True}
 
 
-@pytest.mark.parametrize("values", [EVERY_KEY, {"steps": 3, "compile": False, "gpus": 1}, {}])
-def test_the_cells_flags_make_the_same_run_config_as_the_run_command(tmp_path, monkeypatch, values):
-    """sweep_plan maps each key to a flag and to a RunConfig field: both must agree with what `t2vbench run`
-    builds from those flags (the run's checks are left out here: this is about the mapping)."""
-    assert set(EVERY_KEY) == set(KEYS)
-    cell = make_cell("s", "tiny-wan", values, tuple(values), tmp_path / "out")
+# A cell that runs on the CPU in seconds, setting every key a CPU run can take: a real run of it shows each flag
+# reaches the record. compile = false and gpus = 1 are what run does without the flag: the cell drops them.
+RUNNABLE = {"height": 32, "width": 48, "frames": 5, "fps": 8.0, "steps": 2, "guidance": 3.5, "weights": "random",
+            "device": "cpu", "dtype": "float32", "repeats": 1, "warmup": 0, "seed": 7,
+            "prompt": "-a prompt that starts with a dash", "telemetry": "none", "sample_period": 0.5,
+            "compile": False, "gpus": 1}
+
+
+@pytest.fixture
+def configs(monkeypatch):
+    """The RunConfig of every `t2vbench run` in this process, as the real runner's first step (its checks) gets it,
+    passed on unchanged: the run goes on (or is refused) as it would."""
     seen = []
+    real = runner.prepare
 
-    class Captured(Exception):
-        pass
-
-    def capture(config, progress=True):
+    def spy(config):
         seen.append(config)
-        raise Captured
+        return real(config)
 
-    monkeypatch.setattr("bench.run.runner.run", capture)
-    with pytest.raises(Captured):
-        cli.main(["run", *cell.argv])
-    ours = run_config(cell, tmp_path / "out")
+    monkeypatch.setattr(runner, "prepare", spy)
+    return seen
+
+
+def _same_config(seen, cell, out):
+    """The config `t2vbench run` built from the cell's flags is the one sweep_plan says (command lines aside)."""
+    ours = run_config(cell, out)
+    assert len(seen) == 1
     assert dataclasses.replace(seen[0], command=()) == dataclasses.replace(ours, command=())
-    assert ours.out_dir == (tmp_path / "out").resolve() and ours.label == cell.label
-    if values is EVERY_KEY:
-        assert ours.workers == 2 and ours.options.memory_cap_gib == 24.0 and ours.overrides["num_frames"] == 5
+    assert ours.out_dir == out.resolve() and ours.label == cell.label
+    return ours
+
+
+def test_every_keys_flag_makes_the_run_config_sweep_plan_expects(tmp_path, configs, run_cli):
+    """sweep_plan maps each key to a flag and to a RunConfig field: both must agree with what `t2vbench run` builds
+    from those flags. These values cannot run together (nor on this host): the real runner refuses them, after
+    the config was built."""
+    assert set(EVERY_KEY) == set(KEYS)
+    out = tmp_path / "out"
+    cell = make_cell("s", "tiny-wan", EVERY_KEY, tuple(EVERY_KEY), out)
+    code, _, err = run_cli("run", *cell.argv)
+    assert code == 2 and err.startswith("t2vbench: error: ") and not out.exists(), err
+    ours = _same_config(configs, cell, out)
+    assert ours.workers == 2 and ours.options.memory_cap_gib == 24.0 and ours.overrides["num_frames"] == 5
+    assert ours.time_budget_s == 30.0 and ours.sample_period_s == 0.5 and ours.parallel == "ulysses=2"
+
+
+def test_a_cells_flags_reach_the_record_of_its_real_run(tmp_path, configs, run_cli):
+    out = tmp_path / "out"
+    cell = make_cell("s", "tiny-wan", RUNNABLE, ("steps",), out)
+    assert "compile" not in cell.values and "gpus" not in cell.values
+    code, stdout, err = run_cli("run", *cell.argv, "--json")
+    assert code == 0, err
+    _same_config(configs, cell, out)
+    path = Path(json.loads(stdout)["record"])
+    data = json.loads(path.read_text())
+    assert path.parent == out.resolve() and data["label"] == cell.label and data["complete"]
+    assert {k: data["settings"][k] for k in ("height", "width", "num_frames", "fps", "steps", "guidance_scale",
+                                             "device", "dtype", "repeats", "warmup", "seed", "prompt",
+                                             "gpus_used", "options")} == {
+        "height": 32, "width": 48, "num_frames": 5, "fps": 8.0, "steps": 2, "guidance_scale": 3.5, "device": "cpu",
+        "dtype": "float32", "repeats": 1, "warmup": 0, "seed": 7, "prompt": "-a prompt that starts with a dash",
+        "gpus_used": 1, "options": {}}
+    assert data["weights"]["source"] == "random" and data["warmup_latency_s"] == []
+    assert data["telemetry"]["backend"] == "none" and data["telemetry"]["sample_period_s"] == 0.5
+    assert len(data["generations"]) == 1 and len(data["generations"][0]["step_s"]) == 2
+    assert data["summary"]["video_seconds_per_generation"] == pytest.approx(5 / 8)  # frames / fps
+
+
+@pytest.mark.slow
+def test_a_cell_of_no_values_runs_what_a_plain_run_runs(tmp_path, configs, run_cli):
+    out = tmp_path / "out"
+    cell = make_cell("s", "tiny-wan", {"compile": False, "gpus": 1}, (), out)
+    assert cell.values == {} and cell.argv == ("tiny-wan", f"--out={out}", f"--label={cell.label}")
+    code, stdout, err = run_cli("run", *cell.argv, "--json")
+    assert code == 0, err
+    _same_config(configs, cell, out)
+    data = json.loads(Path(json.loads(stdout)["record"]).read_text())
+    assert data["label"] == cell.label and data["settings"]["options"] == {}
 
 
 def _record_file(folder, label, complete=True, name="r.json"):
@@ -156,40 +211,55 @@ def _record_file(folder, label, complete=True, name="r.json"):
     return folder / name
 
 
-class FakeCell:
-    """subprocess.Popen for a cell: records its command and exits with `code`."""
-
-    started: list = []
-    code = 0
-
-    def __init__(self, argv, **kwargs):
-        FakeCell.started.append(argv)
-
-    def wait(self):
-        return FakeCell.code
-
-    def poll(self):
-        return FakeCell.code
+def _rate(path) -> float:
+    """A record file's video minutes per GPU-hour, from its JSON."""
+    return json.loads(Path(path).read_text())["summary"]["video_minutes_per_gpu_hour"]
 
 
 def test_only_cells_without_a_complete_record_run(tmp_path, monkeypatch, run_cli):
+    """The second cell's earlier attempt is incomplete: it runs again, for real (tiny-wan on the CPU, 1 generation
+    of 3 steps), and its row is the new record, not the earlier attempt. The first cell is done: it does not run."""
     out = tmp_path / "out"
     first, second = _cells(TWO_CELLS, tmp_path)
     done = _record_file(out, first.label, name="done.json")
-    _record_file(out, second.label, complete=False, name="evidence.json")
+    evidence = _record_file(out, second.label, complete=False, name="evidence.json")
     _record_file(out, "someone else's run", name="other.json")
     (out / "not-a-record.json").write_text("{}")
-    monkeypatch.setattr(sweep_launch.subprocess, "Popen", FakeCell)
-    monkeypatch.setattr("bench.present.sweep.compare_text", lambda result: None)  # tested below; it imports torch
-    FakeCell.started, FakeCell.code = [], 1
+    before, done_text = set(out.iterdir()), done.read_text()
+    # compare's table is tested below and in the slow sweep tests; left out here, it would count the FLOPs of a
+    # new setting (seconds)
+    monkeypatch.setattr("bench.present.sweep.compare_text", lambda result: None)
     code, stdout, _ = run_cli("sweep", _file(tmp_path, TWO_CELLS), "--out", out)
-    assert [argv[4:] for argv in FakeCell.started] == [list(second.argv)]  # after python -m bench.cli run
-    assert code == 1  # the cell that ran failed and wrote nothing
+    assert code == 0, stdout
+    assert "1 done earlier, 1 to run" in stdout and f"cell {first.id}" not in stdout  # no "[1/1] cell <first>" line
+    new = sorted(set(out.iterdir()) - before)
+    assert len(new) == 1 and new[0].suffix == ".json", new  # one record; its journal is gone
+    data = json.loads(new[0].read_text())
+    assert data["label"] == second.label and data["complete"] and data["settings"]["steps"] == 3
+    assert len(data["generations"]) == 1 and data["warmup_latency_s"] == []
     rows = {line.split()[0]: line for line in stdout.splitlines() if line[:10] in (first.id, second.id)}
-    rate = load_record(done).summary["video_minutes_per_gpu_hour"]
-    assert rows[first.id].split()[3:7] == ["done", "earlier", f"{rate:.4g}", str(done)]
-    assert rows[second.id].split()[3:] == ["failed", "(exit", "1)", "-", "-"]  # the earlier attempt is not its result
-    assert "1 done earlier, 1 to run" in stdout
+    assert rows[first.id].split()[3:7] == ["done", "earlier", f"{_rate(done):.4g}", str(done)]
+    assert rows[second.id].split()[3:] == ["done", f"{_rate(new[0]):.4g}", str(new[0])]
+    assert str(evidence) not in stdout  # the earlier attempt is not the cell's result
+    assert done.read_text() == done_text and evidence.exists()  # earlier records are kept as they were
+
+
+@pytest.mark.slow
+def test_a_cell_that_fails_is_failed_and_its_earlier_attempt_is_not_its_result(tmp_path, run_cli):
+    """A real failure: a weights folder that passes the checks before the run (it has a model_index.json) but that
+    diffusers cannot load, so the cell's run exits 1 having written nothing."""
+    bogus = tmp_path / "bogus"
+    bogus.mkdir()
+    (bogus / "model_index.json").write_text("{}")
+    text = TWO_CELLS.replace("warmup = 0", f"warmup = 0\nweights = \"{bogus}\"").replace("[2, 3]", "[2]")
+    out = tmp_path / "out"
+    (cell,) = _cells(text, tmp_path)
+    evidence = _record_file(out, cell.label, complete=False, name="evidence.json")
+    code, stdout, _ = run_cli("sweep", _file(tmp_path, text), "--out", out)
+    assert code == 1 and "0 done earlier, 1 to run" in stdout, stdout
+    row = next(line for line in stdout.splitlines() if line.startswith(cell.id))
+    assert row.split()[3:] == ["failed", "(exit", "1)", "-", "-"]  # not "incomplete", not evidence.json
+    assert str(evidence) not in stdout and sorted(p.name for p in out.iterdir()) == ["evidence.json"]
 
 
 def test_the_compare_table_covers_the_complete_records_only(tmp_path):
@@ -203,8 +273,7 @@ def test_the_compare_table_covers_the_complete_records_only(tmp_path):
     text = compare_text(result)
     rows = [line for line in text.splitlines() if "tiny-wan" in line]
     assert len(rows) == 1, text  # the complete record; the incomplete evidence is not compared
-    rate = load_record(done).summary["video_minutes_per_gpu_hour"]
-    assert f"{rate:,.0f}" in rows[0]
+    assert f"{_rate(done):,.0f}" in rows[0]
 
 
 def test_dry_run_checks_and_shows_the_plan_and_writes_nothing(tmp_path, run_cli, no_runs):

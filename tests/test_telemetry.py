@@ -17,8 +17,16 @@ from bench.telemetry.base import SAMPLE_FIELDS, reading, text
 from bench.telemetry.nvml import SLOWDOWNS, THROTTLE_BITS, NvmlBackend
 from bench.telemetry.sampler import SERIES_FIELDS, Sampler, integrate_energy_j, join_chunks
 from bench.telemetry.summary import check_summary, summarize
-from tests.fakes import (AMDSMI_STATUS_NOT_SUPPORTED, UINT16_MAX, UINT32_MAX, UINT64_MAX, FakeAmdGpu, FakeGpu,
-                         fake_amdsmi, fake_pynvml)
+from tests.fakes import (
+    AMDSMI_STATUS_NOT_SUPPORTED,
+    UINT16_MAX,
+    UINT32_MAX,
+    UINT64_MAX,
+    FakeAmdGpu,
+    FakeGpu,
+    fake_amdsmi,
+    fake_pynvml,
+)
 
 UUIDS = [f"GPU-{c * 8}-1111-2222-3333-444444444444" for c in "abcd"]
 

@@ -6,8 +6,11 @@ import pytest
 import torch
 
 import bench.run.timing as timing
-from bench.run.build import build_pipeline
 from bench.core.specs import load_spec
+from bench.run.build import build_pipeline
+from bench.run.job import Job
+from bench.run.options import Options
+from bench.run.parallel import Layout
 from bench.run.timing import StageClock, call_kwargs, generate
 from bench.run.worker import PeakMemory, time_generations
 
@@ -34,7 +37,9 @@ class FakeClock:
 @pytest.fixture(scope="module")
 def tiny():
     spec = load_spec("tiny-wan")
-    job = {"settings": {**spec.settings.__dict__}, "prompt": "a cat walks"}
+    job = Job(spec_path=str(spec.path), settings=spec.settings, weights="random", dtype="float32", seed=0,
+              prompt="a cat walks", warmup=0, repeats=2, time_budget_s=None, options=Options(), telemetry="none",
+              sample_period_s=0.1, layout=Layout())
     pipe = build_pipeline(spec, "random", "cpu", torch.float32)
     return pipe, job
 
@@ -43,7 +48,7 @@ def test_every_stage_includes_the_device_work_its_sync_waits_for(tiny, monkeypat
     pipe, job = tiny
     clock = FakeClock()
     monkeypatch.setattr(timing.time, "perf_counter", clock.now)
-    kwargs = call_kwargs(pipe, job)
+    kwargs = call_kwargs(pipe, job.settings, job.prompt)
     stage_clock = StageClock(pipe, clock.sync, clock.energy_j)
     result, frames = generate(pipe, stage_clock, kwargs, seed=0, device="cpu", t0=1000.0)
     steps = kwargs["num_inference_steps"]
@@ -74,8 +79,7 @@ def test_peak_memory_is_the_generations_own(tiny):
     high = memory.peak_bytes()
     del before
     sent = []
-    run_job = {**job, "repeats": 2, "time_budget_s": None, "seed": 0}
-    time_generations(pipe, StageClock(pipe, lambda: None), call_kwargs(pipe, job), run_job, "cpu",
+    time_generations(pipe, StageClock(pipe, lambda: None), call_kwargs(pipe, job.settings, job.prompt), job, "cpu",
                      lambda kind, **f: sent.append((kind, f)), {}, t0=0.0)
     peaks = [f["peak_memory_bytes"] for kind, f in sent if kind == "generation"]
     assert len(peaks) == 2 and all(0 < p < high - 2**29 for p in peaks), (peaks, high)

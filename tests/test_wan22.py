@@ -9,12 +9,12 @@ import re
 import pytest
 import torch
 
-from bench.run.build import build_pipeline
-from bench.core.errors import UsageError
 from bench.analysis.flops import count_flops, expert_steps
-from bench.records.schema import load_record, parse_record, record_json, settings_key
-from bench.run.runner import RunConfig, prepare
+from bench.core.errors import UsageError
 from bench.core.specs import check_settings, load_spec, load_spec_file, models_dir, preset_settings
+from bench.records.schema import load_record, parse_record, record_json, settings_key
+from bench.run.build import build_pipeline
+from bench.run.runner import RunConfig, prepare
 from bench.run.timing import StageClock, call_kwargs, generate
 from tests.test_record import GOLDEN
 from tests.test_roofline import t5_encoder_flops, wan_transformer_flops
@@ -39,8 +39,7 @@ def _count_calls(pipe, names):
 
 def _generate(pipe, spec, settings):
     """One generation through the worker's own functions: call_kwargs, StageClock and generate."""
-    job = {"prompt": "a red fox walks", "settings": dataclasses.asdict(settings)}
-    kwargs = call_kwargs(pipe, job)
+    kwargs = call_kwargs(pipe, settings, "a red fox walks")
     clock = StageClock(pipe, lambda: None)
     timing, frames = generate(pipe, clock, kwargs, seed=0, device="cpu")
     return kwargs, timing, frames
@@ -68,12 +67,10 @@ def test_guidance_2_is_passed_only_when_set():
         def __call__(self, prompt, height, width):
             pass
 
-    base = dataclasses.asdict(load_spec("tiny-wan").settings)
-    assert base["guidance_scale_2"] is None
-    assert "guidance_scale_2" not in call_kwargs(Pipe(), {"prompt": "p", "settings": base})
-    old_job = {k: v for k, v in base.items() if k != "guidance_scale_2"}  # a journal written before the field
-    assert "guidance_scale_2" not in call_kwargs(Pipe(), {"prompt": "p", "settings": old_job})
-    kwargs = call_kwargs(Pipe(), {"prompt": "p", "settings": {**base, "guidance_scale_2": 2.5}})
+    base = load_spec("tiny-wan").settings
+    assert base.guidance_scale_2 is None
+    assert "guidance_scale_2" not in call_kwargs(Pipe(), base, "p")
+    kwargs = call_kwargs(Pipe(), base.replace(guidance_scale_2=2.5), "p")
     assert kwargs["guidance_scale_2"] == 2.5
 
 

@@ -6,9 +6,9 @@ import json
 import pytest
 import torch
 
-from bench.run.build import build_pipeline
-from bench.records.schema import load_record
 from bench.core.specs import load_spec
+from bench.records.schema import load_record
+from bench.run.build import build_pipeline
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,12 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.core.errors import UsageError
 from bench.analysis.physics import load_checked
-from bench.records.schema import MAX_RECORD_BYTES, ResultRecord
 from bench.analysis.reference import Reference, parse_reference
+from bench.core.errors import UsageError
+from bench.core.jsonsafe import loads_strict
 from bench.core.text import shown
+from bench.records.schema import MAX_RECORD_BYTES, ResultRecord
 
 MAX_FILES = 10_000  # a registry is walked file by file; bound the walk
 JOURNAL_SUFFIX = ".journal.jsonl"
@@ -60,7 +61,6 @@ def _read(path: Path) -> bytes:
 
 def _is_reference(raw: bytes) -> bool:
     """Whether the file claims to be a reference; the loaders judge the rest (and word any error)."""
-    from bench.core.jsonsafe import loads_strict
 
     try:
         data = loads_strict(raw, "file")

@@ -14,18 +14,14 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.analysis import fleet
-from bench.core import hardware
-from bench.core import metrics
-from bench.analysis import physics
-from bench.analysis import registry
-from bench.core import stats
-from bench.analysis import throughput
+from bench.analysis import fleet, physics, throughput
 from bench.analysis.collect import Loaded, load
-from bench.core.errors import UsageError
-from bench.records.schema import ResultRecord, settings_key
 from bench.analysis.reference import Reference
 from bench.analysis.scenarios import Scenario, load_scenario
+from bench.core import hardware, metrics, stats
+from bench.core.errors import UsageError
+from bench.core.specs import load_spec, spec_names
+from bench.records.schema import ResultRecord, settings_key
 
 DEFAULT_BASELINE = "h100-sxm"  # the unit of the question: video minutes per H100-hour
 DEFAULT_SCENARIO = "factorial-2024"
@@ -75,7 +71,7 @@ class Comparison:
 
 
 def _class_of(record: ResultRecord) -> tuple[str, hardware.HardwareClass | None]:
-    hw = None if registry.is_cpu(record) else hardware.match_gpu(record.hardware_class)
+    hw = None if record.is_cpu else hardware.match_gpu(record.hardware_class)
     return (hw.id if hw else record.hardware_class), hw
 
 
@@ -116,7 +112,7 @@ def _interval(latencies: list[float], video_s: float, gpus: float) -> tuple[floa
 def pooled(records: Sequence[ResultRecord]) -> dict[str, float]:
     """The records' own summary figures added up (bench.core.metrics' definitions applied to the sums): generations,
     video and GPU seconds, throughput, mean latency and stage means, and the GPUs one generation occupies."""
-    total = {k: sum(r.summary[k] for r in records) for k in ("generations", "video_seconds_total", "gpu_seconds",
+    total = {k: sum(getattr(r.summary, k) for r in records) for k in ("generations", "video_seconds_total", "gpu_seconds",
                                                              "timed_wall_s")}
     n = total["generations"]
     out = {**total, "video_minutes_per_gpu_hour": metrics.video_minutes_per_gpu_hour(total["video_seconds_total"],
@@ -124,7 +120,7 @@ def pooled(records: Sequence[ResultRecord]) -> dict[str, float]:
            "latency_mean_s": total["timed_wall_s"] / n, "gpus_per_generation": total["gpu_seconds"] /
            total["timed_wall_s"]}
     for stage in STAGES:
-        out[f"{stage}_mean_s"] = sum(r.summary[f"{stage}_mean_s"] * r.summary["generations"] for r in records) / n
+        out[f"{stage}_mean_s"] = sum(getattr(r.summary, f"{stage}_mean_s") * r.summary.generations for r in records) / n
     return out
 
 
@@ -133,7 +129,7 @@ def measured_row(group: list[tuple[Path, ResultRecord]], s: Scenario) -> Row:
     first = group[0][1]
     class_id, hw = _class_of(first)
     pool = pooled([r for _, r in group])
-    video_s, gpus = first.summary["video_seconds_per_generation"], pool["gpus_per_generation"]
+    video_s, gpus = first.summary.video_seconds_per_generation, pool["gpus_per_generation"]
     low, high = _interval([g.latency_s for _, r in group for g in r.generations], video_s, gpus)
     mfu, bound = _roofline(physics.record_flops(first), _peak(hw, first.settings.dtype), pool["latency_mean_s"] * gpus,
                            video_s)
@@ -151,7 +147,7 @@ def measured_row(group: list[tuple[Path, ResultRecord]], s: Scenario) -> Row:
 
 
 def _toy(record: ResultRecord) -> str:
-    caveats = ["toy spec"] * registry.is_tiny(record) + ["CPU run"] * registry.is_cpu(record)
+    caveats = ["toy spec"] * record.is_tiny + ["CPU run"] * record.is_cpu
     return " on a ".join(caveats)
 
 
@@ -163,7 +159,7 @@ def _cost_fields(s: Scenario, hw: hardware.HardwareClass | None, tput: float | N
 def _energy(group: list[tuple[Path, ResultRecord]]) -> float | None:
     """Wh per video-minute over the pooled records (each record's figure weighted by its video seconds); n/a
     unless every record measured energy."""
-    pairs = [(r.telemetry.summary.energy_per_video_minute_wh, r.summary["video_seconds_total"]) for _, r in group]
+    pairs = [(r.telemetry.summary.energy_per_video_minute_wh, r.summary.video_seconds_total) for _, r in group]
     if any(wh is None for wh, _ in pairs):
         return None
     return sum(wh * v for wh, v in pairs) / sum(v for _, v in pairs)
@@ -183,7 +179,6 @@ def reference_key(ref: Reference) -> str:
 def _reference_flops(ref: Reference) -> float | None:
     """Counted FLOPs of one video at the reference's settings, where models/ has its spec and the source gives the
     size and steps; guidance the source leaves out is the spec's canonical one (a note says so)."""
-    from bench.core.specs import load_spec, spec_names
 
     s = ref.settings
     if ref.model not in spec_names() or None in (s.height, s.width, s.steps):

@@ -33,8 +33,9 @@ import dataclasses
 import math
 from typing import TYPE_CHECKING, Any
 
-from bench.core.errors import UsageError
 from bench.analysis.scenarios import Scenario, load_scenario  # noqa: F401  (load_scenario: the public entry point)
+from bench.core.errors import UsageError
+from bench.core.hardware import catalogue
 
 if TYPE_CHECKING:
     from bench.analysis.throughput import Throughput
@@ -218,7 +219,6 @@ def sensitivity(s: Scenario, tp: Throughput, spread: float = 0.5) -> list[dict[s
 def per_class(s: Scenario, tp: Throughput) -> list[dict[str, Any]]:
     """Peak fleet per catalogue class, the throughput scaled by peak bf16 FLOP/s (assumes equal utilization of
     peak); `scaled` is False only for the throughput's own class."""
-    from bench.core.hardware import catalogue
 
     if tp.hardware is None:
         return []

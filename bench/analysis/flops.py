@@ -7,12 +7,21 @@ A two-expert model (Wan 2.2 A14B) counts each expert from its own config for the
 pipeline's timestep boundary exactly as WanPipeline splits them.
 The tests prove the counter equal to hand-derived formulas for the Wan transformer (one expert, two experts, per-token
 timesteps) and the T5 encoder.
+
+torch and the model builder are imported inside the counting functions: listing or comparing records needs neither.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import math
+import os
+import tempfile
 from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from bench.core.errors import UsageError
@@ -201,10 +210,6 @@ def total_flops(spec: Spec, settings: Settings) -> float:
     """count_flops(spec, settings).total, kept in a small on-disk cache (FLOPs of a spec at a setting never change
     for one diffusers; building a 14B model on the meta device takes seconds). The cache lives in
     $T2VBENCH_CACHE_DIR or ~/.cache/t2vbench; a damaged or unwritable cache is ignored. Raises as count_flops."""
-    import dataclasses
-    import hashlib
-    import json
-    from importlib import metadata
 
     versions = tuple(_version(d, metadata) for d in ("diffusers", "transformers", "torch"))
     key = hashlib.sha256(json.dumps([CACHE_VERSION, spec.sha256, dataclasses.asdict(settings), versions],
@@ -225,15 +230,11 @@ def _version(dist: str, metadata: Any) -> str | None:
 
 
 def _cache_dir() -> Any:
-    import os
-    from pathlib import Path
 
     return Path(os.environ.get("T2VBENCH_CACHE_DIR") or Path.home() / ".cache" / "t2vbench")
 
 
 def _read_cache(path: Any) -> dict[str, float]:
-    import json
-    import math
 
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -246,9 +247,6 @@ def _read_cache(path: Any) -> dict[str, float]:
 
 
 def _write_cache(path: Any, cache: dict[str, float]) -> None:
-    import json
-    import os
-    import tempfile
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

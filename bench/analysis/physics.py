@@ -9,10 +9,12 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from bench.core import hardware
-from bench.core import metrics
+from bench.analysis.flops import total_flops
+from bench.core import hardware, metrics
 from bench.core.errors import UsageError
-from bench.records.schema import ResultRecord, load_record
+from bench.core.specs import Settings, load_spec, spec_names
+from bench.records.schema import GPU_DEVICE, ResultRecord, load_record
+from bench.telemetry.summary import check_summary
 
 MAX_MFU = 1.0  # achieved FLOP/s over the class's peak dense FLOP/s
 POWER_MARGIN = 1.10  # average board power may exceed the catalogue's board power by this much (boost, sensors)
@@ -39,7 +41,7 @@ def violations(record: ResultRecord) -> list[str]:
 
 
 def _device_class(record: ResultRecord) -> list[str]:
-    on_cpu = record.settings.device == "cpu"
+    on_cpu = GPU_DEVICE.fullmatch(record.settings.device) is None
     if on_cpu != record.hardware_class.startswith("cpu:"):
         return [f"device '{record.settings.device}' does not match hardware class '{record.hardware_class}'"]
     return []
@@ -85,7 +87,6 @@ def _bound(record: ResultRecord, hw: hardware.HardwareClass) -> list[str]:
 def record_flops(record: ResultRecord) -> float | None:
     """FLOPs of one video of the record's spec at its settings; None where the spec is not one of ours or its family
     cannot be counted."""
-    from bench.core.specs import Settings
 
     fields = {f: getattr(record.settings, f) for f in Settings.__dataclass_fields__}
     return spec_flops(record.spec.name, Settings(**fields))
@@ -95,9 +96,6 @@ def record_flops(record: ResultRecord) -> float | None:
 def spec_flops(name: str, settings: Any) -> float | None:
     """FLOPs of one video of the models/ spec `name` at `settings` (a bench.core.specs.Settings), counted once per
     process; None for a name models/ does not have or a family that cannot be counted."""
-    from bench.core.errors import UsageError
-    from bench.analysis.flops import total_flops
-    from bench.core.specs import load_spec, spec_names
 
     if name not in spec_names():  # a name from a file is never turned into a path
         return None
@@ -108,11 +106,10 @@ def spec_flops(name: str, settings: Any) -> float | None:
 
 
 def _telemetry(record: ResultRecord) -> list[str]:
-    from bench.telemetry.summary import check_summary
 
     t = record.telemetry
     if not t.available:
         return []
     gens = [g.model_dump() for g in record.generations if g.worker == 0]  # the section is worker 0's
-    video_s = record.summary["video_seconds_per_generation"]
+    video_s = record.summary.video_seconds_per_generation
     return [f"telemetry: {m}" for m in check_summary(t.model_dump(), gens, video_s)]

@@ -21,8 +21,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from bench.core import hardware
-from bench.core import metrics
+from bench.core import hardware, metrics
 from bench.core.errors import UsageError
 from bench.core.jsonsafe import loads_strict
 from bench.records.schema import Slug, Text, _Strict, field_error

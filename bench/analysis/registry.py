@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 from pathlib import Path
 
+from bench.analysis.collect import expand
+from bench.analysis.physics import load_checked
 from bench.core import hardware
 from bench.core.errors import UsageError
-from bench.analysis.physics import load_checked
+from bench.core.specs import load_spec
 from bench.records.schema import ResultRecord, record_json, settings_key, write_new
 
 TOY_DIR = "toy"
@@ -33,34 +36,9 @@ class Filed:
     note: str | None = None  # accepted, but worth saying (e.g. a toy filed apart)
 
 
-def is_cpu(record: ResultRecord) -> bool:
-    return record.settings.device == "cpu" or record.hardware_class.startswith("cpu:")
-
-
-def is_tiny(record: ResultRecord) -> bool:
-    """A tiny spec: flagged in the record, named tiny-*, or tiny in the models/ spec of that name."""
-    from bench.core.specs import load_spec, spec_names
-
-    name = record.spec.name
-    if record.spec.tiny or name.startswith("tiny-"):
-        return True
-    if name in spec_names():  # only names from models/: a record's name is never turned into a path
-        try:
-            return load_spec(name).tiny
-        except UsageError:
-            return False
-    return False
-
-
-def is_toy(record: ResultRecord) -> bool:
-    """A CPU run or a tiny spec: proves the harness works, says nothing about what video costs on GPUs."""
-    return is_cpu(record) or is_tiny(record)
-
-
 def content_hash(record: ResultRecord) -> str:
     """A hash of what was measured (every generation's raw timings and readings), so a copy of a run under a new
     run id, label or date is still the same run."""
-    import json
 
     measured = json.dumps([g.model_dump(mode="json") for g in record.generations], sort_keys=True)
     return hashlib.sha256(measured.encode("utf-8")).hexdigest()
@@ -68,7 +46,7 @@ def content_hash(record: ResultRecord) -> str:
 
 def place(record: ResultRecord, root: Path) -> Path:
     """Where a record belongs in the registry."""
-    base = root / TOY_DIR if is_toy(record) else root
+    base = root / TOY_DIR if record.is_toy else root
     stamp = record.created_utc.replace("-", "").replace(":", "")
     return base / record.hardware_class.replace(":", "-") / record.spec.name / settings_key(record) / \
         f"{stamp}-{record.run_id}.json"
@@ -76,12 +54,11 @@ def place(record: ResultRecord, root: Path) -> Path:
 
 def check(record: ResultRecord, allow_toy: bool) -> str | None:
     """Why the registry must refuse this (strictly loaded) record, or None."""
-    from bench.core.specs import load_spec
 
     if not record.complete:
         return f"incomplete ({record.incomplete_reason}): only complete runs are filed"
-    if is_toy(record) and not allow_toy:
-        what = "a CPU run" if record.settings.device == "cpu" else f"the tiny spec '{record.spec.name}'"
+    if record.is_toy and not allow_toy:
+        what = "a CPU run" if record.is_cpu else f"the tiny spec '{record.spec.name}'"
         return f"made with {what}: it says nothing about GPU cost; measure a real model on a GPU (or --allow-toy)"
     if not record.environment or record.hardware_class == "unknown":
         return "no environment or hardware class: a record must say what it ran on"
@@ -92,9 +69,11 @@ def check(record: ResultRecord, allow_toy: bool) -> str | None:
     if spec.sha256 != record.spec.sha256:
         return (f"made with a spec of '{record.spec.name}' that differs from models/{record.spec.name}.toml (another "
                 "architecture under the same name, or an older spec): rerun with the spec in models/")
-    if not is_toy(record) and hardware.match_gpu(record.hardware_class) is None:
+    if spec.tiny != record.spec.tiny:
+        return f"spec.tiny is {record.spec.tiny} but models/{spec.name}.toml says {spec.tiny}: the record was edited"
+    if not record.is_toy and hardware.match_gpu(record.hardware_class) is None:
         return (f"hardware class '{record.hardware_class}' is not in the catalogue, so the record cannot be checked "
-                "against the physical bound: add the class with its source to bench/data/hardware.toml")
+                "against the physical bound: add the class with its source to bench/core/data/hardware.toml")
     return None
 
 
@@ -127,7 +106,7 @@ def submit(paths: list[Path], root: Path, allow_toy: bool = False) -> list[Filed
         path = write_new(place(record, root), record_json(record))
         ids.add(record.run_id)
         hashes.add(digest)
-        out.append(Filed(source, path, note="filed under toy/: not used by fleet or compare" if is_toy(record)
+        out.append(Filed(source, path, note="filed under toy/: not used by fleet or compare" if record.is_toy
                          else None))
     return out
 
@@ -135,7 +114,6 @@ def submit(paths: list[Path], root: Path, allow_toy: bool = False) -> list[Filed
 def scan(root: Path, include_toy: bool = False) -> tuple[list[tuple[Path, ResultRecord]], list[str]]:
     """Every loadable measured record under root (a folder or one file): the references folder and journals are
     skipped, toys only when asked. Returns the records and one line per file that failed to load."""
-    from bench.analysis.collect import expand
 
     if not root.exists():
         raise UsageError(f"{root}: no such file or folder")

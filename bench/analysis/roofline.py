@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.core import metrics
-from bench.analysis.flops import Flops
-from bench.core.hardware import HardwareClass
+from bench.analysis.flops import Flops, count_flops
+from bench.analysis.physics import load_checked
+from bench.core import hardware, metrics
 from bench.core.errors import UsageError
+from bench.core.hardware import HardwareClass
+from bench.core.specs import check_settings, load_spec, preset_settings
 from bench.records.schema import ResultRecord
 
 SECONDS_PER_MONTH = 30 * 86400  # the report's H100-months are 30-day months
@@ -50,10 +52,10 @@ def mfu(record: ResultRecord, flops: Flops, hw: HardwareClass) -> dict[str, floa
         return work / seconds / peak if seconds > 0 else None
 
     return {
-        "text_encode_mfu": ratio(flops.text_encode, s["text_encode_mean_s"]),
-        "denoise_mfu": ratio(flops.denoise, s["denoise_mean_s"]),
-        "vae_decode_mfu": ratio(flops.vae_decode, s["vae_decode_mean_s"]),
-        "total_mfu": ratio(flops.total, s["latency_mean_s"]),
+        "text_encode_mfu": ratio(flops.text_encode, s.text_encode_mean_s),
+        "denoise_mfu": ratio(flops.denoise, s.denoise_mean_s),
+        "vae_decode_mfu": ratio(flops.vae_decode, s.vae_decode_mean_s),
+        "total_mfu": ratio(flops.total, s.latency_mean_s),
     }
 
 
@@ -78,10 +80,6 @@ def analyze(model: str, class_id: str, dtype: str = "bfloat16", overrides: dict[
             record_path: str | None = None, preset: str | None = None) -> dict[str, Any]:
     """FLOPs, bound and (with a record) MFU of a model at its canonical settings, a named preset of its spec, or
     the overrides (which win over the preset). Raises UsageError for an unknown preset."""
-    from bench.core import hardware
-    from bench.analysis.flops import count_flops
-    from bench.analysis.physics import load_checked
-    from bench.core.specs import check_settings, load_spec, preset_settings
 
     spec, hw = load_spec(model), hardware.get(class_id)
     record = load_checked(record_path) if record_path else None

@@ -19,14 +19,20 @@ import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.core import hardware
-from bench.core.errors import UsageError
+from bench.analysis import roofline
+from bench.analysis.flops import count_flops
+from bench.analysis.physics import load_checked
+from bench.analysis.registry import scan
 from bench.analysis.scenarios import check_number
+from bench.core import hardware, metrics
+from bench.core.errors import UsageError
+from bench.core.specs import load_spec
 from bench.core.text import shown
+from bench.records.schema import settings_key
 
 if TYPE_CHECKING:
-    from bench.records.schema import ResultRecord
     from bench.analysis.scenarios import Scenario
+    from bench.records.schema import ResultRecord
 
 MEASURED_KINDS = ("record", "results")
 TOY_HINT = "measure a real model on a GPU, or pass --allow-toy to size a fleet from it anyway"
@@ -83,15 +89,14 @@ def from_scenario(s: Scenario, class_id: str | None = None) -> Throughput:
 
 def _trust(r: ResultRecord, label: str, allow_toy: bool) -> list[str]:
     """Refuse what a fleet must not be sized from; return the warnings --allow-toy turns refusals into."""
-    from bench.analysis.registry import is_cpu, is_tiny
 
     if not r.complete:
         reason = f" ({shown(r.incomplete_reason)})" if r.incomplete_reason else ""
         raise UsageError(f"{label} is incomplete{reason}: a fleet is sized from complete runs only; rerun it")
     problems = []
-    if is_cpu(r):
+    if r.is_cpu:
         problems.append(f"was made on a CPU ({shown(r.hardware_class)})")
-    if is_tiny(r):
+    if r.is_tiny:
         problems.append(f"was made with the toy spec {shown(r.spec.name)}")
     if problems and not allow_toy:
         raise UsageError(f"{label} {problems[0]}: it says nothing about what video costs on GPUs; {TOY_HINT}")
@@ -111,14 +116,11 @@ def _power_per_gpu(r: ResultRecord) -> float | None:
 
 def from_record(path: str, class_id: str | None = None, allow_toy: bool = False) -> Throughput:
     """One record's measured throughput, on the catalogue class of the GPU it ran on."""
-    from bench.analysis.physics import load_checked
-    from bench.records.schema import settings_key
-    from bench.analysis.registry import is_cpu
 
     label = f"record {shown(Path(path).name)}"
     r = load_checked(path)
     warnings = _trust(r, label, allow_toy)
-    hw = None if is_cpu(r) else hardware.match_gpu(r.hardware_class)
+    hw = None if r.is_cpu else hardware.match_gpu(r.hardware_class)
     if class_id:
         asked = hardware.get(class_id)
         if hw is None:
@@ -139,15 +141,14 @@ def from_record(path: str, class_id: str | None = None, allow_toy: bool = False)
 def per_gpu(r: ResultRecord) -> float:
     """Video-min per GPU-hour a fleet can count on: on a multi-GPU record the server's, over the window every GPU was
     held (a GPU waiting for a slower one counts), else the record's own figure."""
-    if r.settings.gpus_used > 1 and "server_video_minutes_per_gpu_hour" in r.summary:
-        return r.summary["server_video_minutes_per_gpu_hour"]
-    return r.summary["video_minutes_per_gpu_hour"]
+    if r.settings.gpus_used > 1 and r.summary.server_video_minutes_per_gpu_hour is not None:
+        return r.summary.server_video_minutes_per_gpu_hour
+    return r.summary.video_minutes_per_gpu_hour
 
 
 def _scan(root: Path) -> tuple[list[tuple[Path, ResultRecord]], list[str]]:
     """Every loadable measured record under root (references, journals and toy/ left out), and one line per file
     that is not a valid record."""
-    from bench.analysis.registry import scan
 
     return scan(root)
 
@@ -167,7 +168,6 @@ def _one_setting(groups: dict[str, list], settings: str | None, what: str) -> st
 def from_results(root: str, model: str, class_id: str, settings: str | None = None,
                  allow_toy: bool = False) -> Throughput:
     """The median measured throughput of complete records of `model` on `class_id` at one setting, under root."""
-    from bench.records.schema import settings_key
 
     hw = hardware.get(class_id)
     folder = Path(root)
@@ -200,10 +200,6 @@ def from_results(root: str, model: str, class_id: str, settings: str | None = No
 
 def from_bound(model: str, class_id: str, allow_toy: bool = False, dtype: str = "bfloat16") -> Throughput:
     """The roofline bound: 100% of the class's peak FLOP/s at the model's canonical settings (not measured)."""
-    from bench.core import metrics
-    from bench.analysis import roofline
-    from bench.analysis.flops import count_flops
-    from bench.core.specs import load_spec
 
     spec, hw = load_spec(model), hardware.get(class_id)
     warnings = []

@@ -14,10 +14,64 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, model_serializer
 
 MIN_GENERATIONS = 3  # fewer timed generations than this is a weak measurement
 MAX_REL_STDEV = 0.10  # latency spread above this is a weak measurement
+
+
+def _whole(value: Any) -> Any:
+    """Counts stored as 3.0 by records written before the summary was typed (a float with no fraction) read as 3."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Count = Annotated[int, BeforeValidator(_whole)]
+
+
+class Summary(BaseModel):
+    """A run's summary figures, each recomputable from its raw per-generation timings (see summarize). A new figure
+    is one field here and its line in summarize (and a record migration if stored records must gain it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+    generations: Count
+    video_seconds_per_generation: float
+    video_seconds_total: float
+    timed_wall_s: float
+    gpu_seconds: float
+    video_minutes_per_gpu_hour: float
+    gpu_seconds_per_video_second: float
+    latency_mean_s: float
+    latency_p50_s: float
+    latency_p90_s: float
+    latency_min_s: float
+    latency_max_s: float
+    latency_rel_stdev: float
+    text_encode_mean_s: float
+    denoise_mean_s: float
+    step_mean_s: float
+    vae_decode_mean_s: float
+    other_mean_s: float
+    # Whole-run figures; None for records from before generation times were kept (then absent from the file).
+    server_window_s: float | None = None
+    server_video_minutes_per_gpu_hour: float | None = None
+    workers: Count | None = None
+    per_worker_rel_spread: float | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_absent(self, handler: Any) -> dict[str, Any]:
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+    def mismatch(self, expected: Summary) -> str | None:
+        """The first figure that differs from `expected` (beyond floating-point order), as a message; else None."""
+        for name in type(self).model_fields:
+            mine, theirs = getattr(self, name), getattr(expected, name)
+            if (mine is None) != (theirs is None) or (
+                    mine is not None and not math.isclose(mine, theirs, rel_tol=1e-9, abs_tol=1e-12)):
+                return f"summary.{name} is {mine} but the raw timings give {theirs}"
+        return None
 
 
 def video_seconds(num_frames: int, fps: float) -> float:
@@ -46,7 +100,7 @@ def gpus_per_generation(gpus_used: int, parallel: str | None) -> int:
 
 
 def summarize(generations: Sequence[dict[str, Any]], num_frames: int, fps: float, gpus_used: int,
-              parallel: str | None = None) -> dict[str, float]:
+              parallel: str | None = None) -> Summary:
     """Summary figures of timed generations; each holds latency_s and its stage times in seconds, and (for the
     server figures) telemetry.start_s/end_s on one clock shared by all workers, and its worker index."""
     latencies = [g["latency_s"] for g in generations]
@@ -57,7 +111,7 @@ def summarize(generations: Sequence[dict[str, Any]], num_frames: int, fps: float
     mean_s = wall_s / n
     stages = {k: sum(g[k] for g in generations) / n for k in ("text_encode_s", "denoise_s", "vae_decode_s")}
     steps = [s for g in generations for s in g["step_s"]]
-    return {
+    return Summary(**{
         "generations": n,
         "video_seconds_per_generation": video_seconds(num_frames, fps),
         "video_seconds_total": video_s,
@@ -77,7 +131,7 @@ def summarize(generations: Sequence[dict[str, Any]], num_frames: int, fps: float
         "vae_decode_mean_s": stages["vae_decode_s"],
         "other_mean_s": mean_s - sum(stages.values()),
         **_server(generations, video_s, gpus_used, num_frames, fps),
-    }
+    })
 
 
 def _server(generations: Sequence[dict[str, Any]], video_s: float, gpus_used: int, num_frames: int, fps: float
@@ -99,17 +153,17 @@ def _server(generations: Sequence[dict[str, Any]], video_s: float, gpus_used: in
     }
 
 
-def quality_warnings(summary: dict[str, float]) -> list[str]:
+def quality_warnings(summary: Summary) -> list[str]:
     """Warnings about a weak measurement: too few generations, too much spread."""
     warnings = []
-    if summary["generations"] < MIN_GENERATIONS:
+    if summary.generations < MIN_GENERATIONS:
         warnings.append(
-            f"only {summary['generations']} timed generation(s): use --repeats {MIN_GENERATIONS} or more "
+            f"only {summary.generations} timed generation(s): use --repeats {MIN_GENERATIONS} or more "
             "for a figure you can trust"
         )
-    if summary["latency_rel_stdev"] > MAX_REL_STDEV:
+    if summary.latency_rel_stdev > MAX_REL_STDEV:
         warnings.append(
-            f"latency spread {summary['latency_rel_stdev']:.0%} (relative stdev) is above {MAX_REL_STDEV:.0%}: "
+            f"latency spread {summary.latency_rel_stdev:.0%} (relative stdev) is above {MAX_REL_STDEV:.0%}: "
             "the machine may be busy or throttling; rerun with more --repeats"
         )
     return warnings

@@ -12,16 +12,12 @@ import difflib
 import hashlib
 import math
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
 from bench.core.errors import UsageError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from bench.core.text import shown
+from bench.core.tomlfile import read_toml
 
 DEFAULT_MODEL = "tiny-wan"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")  # spec names become file and folder names
@@ -109,18 +105,9 @@ def load_spec(name: str) -> Spec:
 def load_spec_file(path: str | Path) -> Spec:
     """Load a spec from a TOML file. Raises UsageError naming the file and the bad field."""
     path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"--spec {path}: no such file")
-    raw = path.read_bytes()[: MAX_SPEC_BYTES + 1]
-    if len(raw) > MAX_SPEC_BYTES:
-        raise UsageError(f"--spec {path}: larger than {MAX_SPEC_BYTES} bytes; not a model spec")
+    data, raw = read_toml(path, MAX_SPEC_BYTES, f"--spec {shown(str(path))}", "a model spec")
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
         return _spec_from_dict(data, path, hashlib.sha256(raw).hexdigest())
-    except UnicodeDecodeError:
-        raise UsageError(f"--spec {path}: not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"--spec {path}: not valid TOML ({exc})") from None
     except (KeyError, TypeError, ValueError) as exc:
         raise UsageError(f"--spec {path}: {_describe(exc)}; compare with a file under models/") from None
 

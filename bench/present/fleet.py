@@ -2,6 +2,8 @@
 
 One vocabulary everywhere (screen, JSON, README): kept-video GPUs, busy GPUs, average fleet, peak fleet
 (JSON: kept_video_gpus, busy_gpus, average_fleet_gpus, peak_fleet_gpus).
+
+matplotlib is imported only when a plot is asked for.
 """
 
 from __future__ import annotations
@@ -10,8 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.analysis import fleet
-from bench.present.text import table
 from bench.analysis.fleet import Estimate
+from bench.core.errors import UsageError
+from bench.core.files import nearest_existing, writable_ancestor
+from bench.core.text import shown
+from bench.present.text import table
 
 
 def _money(x: float | None) -> str:
@@ -116,9 +121,6 @@ def fleet_json(est: Estimate, plots: list[str]) -> dict[str, Any]:
 
 def check_plot_path(path: Path) -> None:
     """Refuse a --plot target that cannot be written, before anything is computed (nothing is written then)."""
-    from bench.core.errors import UsageError
-    from bench.core.files import nearest_existing, writable_ancestor
-    from bench.core.text import shown
 
     where = f"--plot {shown(str(path))}"
     if path.suffix.lower() not in ("", ".png", ".svg"):

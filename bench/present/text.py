@@ -5,12 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.core.specs import Spec
 from bench.core.text import clean
 from bench.records.schema import ResultRecord
-from bench.core.specs import Spec
-
-
-
 
 
 def table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:
@@ -45,18 +42,18 @@ def format_run(record: ResultRecord, path: Path | str) -> str:
     out = [
         f"{clean(record.spec.name)} on {clean(record.hardware_class)} ({clean(st.device)}, {clean(st.dtype)}, "
         f"weights: {record.weights.source})" + (f"  [{clean(record.label)}]" if record.label else ""),
-        f"  {st.width}x{st.height}, {st.num_frames} frames @ {st.fps:g} fps = {s['video_seconds_per_generation']:.2f} "
+        f"  {st.width}x{st.height}, {st.num_frames} frames @ {st.fps:g} fps = {s.video_seconds_per_generation:.2f} "
         f"video-s, {st.steps} steps, guidance {st.guidance_scale:g}",
         f"  options               {format_options(st.options)}",
-        f"  timed generations     {int(s['generations'])} (warm-up {len(warm)}, load {record.load_s:.1f} s, both "
+        f"  timed generations     {int(s.generations)} (warm-up {len(warm)}, load {record.load_s:.1f} s, both "
         "excluded)" + (f"; cold start: first warm-up {warm[0]:.1f} s" if warm and st.options.get("compile") else ""),
-        f"  video min / GPU-hour  {s['video_minutes_per_gpu_hour']:.4g}",
+        f"  video min / GPU-hour  {s.video_minutes_per_gpu_hour:.4g}",
         *_server_lines(record),
-        f"  GPU-s / video-s       {s['gpu_seconds_per_video_second']:.4g}",
-        f"  latency p50 / p90     {s['latency_p50_s']:.3f} s / {s['latency_p90_s']:.3f} s "
-        f"(spread {s['latency_rel_stdev']:.1%})",
-        f"  stages (mean)         text {s['text_encode_mean_s']:.3f} s | denoise {s['denoise_mean_s']:.3f} s "
-        f"({s['step_mean_s']:.4f} s/step) | vae {s['vae_decode_mean_s']:.3f} s | other {s['other_mean_s']:.3f} s",
+        f"  GPU-s / video-s       {s.gpu_seconds_per_video_second:.4g}",
+        f"  latency p50 / p90     {s.latency_p50_s:.3f} s / {s.latency_p90_s:.3f} s "
+        f"(spread {s.latency_rel_stdev:.1%})",
+        f"  stages (mean)         text {s.text_encode_mean_s:.3f} s | denoise {s.denoise_mean_s:.3f} s "
+        f"({s.step_mean_s:.4f} s/step) | vae {s.vae_decode_mean_s:.3f} s | other {s.other_mean_s:.3f} s",
         f"  peak memory           {record.peak_memory_bytes / 2**30:.2f} GiB ({record.peak_memory_method})",
     ]
     if record.fidelity is not None:
@@ -74,13 +71,13 @@ def format_run(record: ResultRecord, path: Path | str) -> str:
 def _server_lines(record: ResultRecord) -> list[str]:
     """Multi-GPU runs: the whole server's figure over its timed window, the spread between workers, who failed."""
     s, st = record.summary, record.settings
-    if st.gpus_used == 1 or "server_video_minutes_per_gpu_hour" not in s:
+    if st.gpus_used == 1 or s.server_video_minutes_per_gpu_hour is None:
         return []
     mode = "data parallel" if st.options.get("parallel") == "data" else f"context parallel {st.options.get('parallel')}"
     devices = "CPU workers" if st.device == "cpu" else "GPUs"
-    lines = [f"  whole run             {s['server_video_minutes_per_gpu_hour']:.4g} video-min per GPU-hour over the "
-             f"{s['server_window_s']:.1f} s window of all {st.gpus_used} {devices} ({clean(mode)}); workers differ by "
-             f"{s['per_worker_rel_spread']:.1%}"]
+    lines = [f"  whole run             {s.server_video_minutes_per_gpu_hour:.4g} video-min per GPU-hour over the "
+             f"{s.server_window_s:.1f} s window of all {st.gpus_used} {devices} ({clean(mode)}); workers differ by "
+             f"{s.per_worker_rel_spread:.1%}"]
     for w in record.workers or []:
         if w.failed:
             lines.append(f"  worker {w.index} ({clean(w.device)}) stopped after {w.generations} generation(s): "

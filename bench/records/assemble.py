@@ -14,68 +14,72 @@ from typing import Any
 
 from bench.core import metrics
 from bench.core.errors import UsageError
+from bench.records import journal as msgs
 from bench.records.journal import Message
-from bench.records.schema import SCHEMA_VERSION, ResultRecord, validate
+from bench.records.schema import SCHEMA_VERSION, Generation, ResultRecord, TelemetrySummary, validate
+from bench.telemetry.sampler import DEFAULT_PERIOD_S
+from bench.telemetry.summary import ENERGY_FIELDS
 from bench.telemetry.summary import summarize as summarize_telemetry
 
-GENERATION_FIELDS = ("index", "seed", "latency_s", "text_encode_s", "denoise_s", "vae_decode_s", "step_s",
-                     "telemetry", "peak_memory_bytes")
+GENERATION_FIELDS = tuple(Generation.model_fields)  # a generation message, as the record keeps it
 
 
 @dataclasses.dataclass
 class WorkerState:
     """Everything one worker reported, folded from its messages in order."""
 
-    device: dict[str, Any] | None = None
-    telemetry: dict[str, Any] | None = None
-    loaded: dict[str, Any] | None = None
-    warmups: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-    generations: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    device: msgs.Device | None = None
+    telemetry: dict[str, Any] | None = None  # the static description, read errors merged in at the end
+    loaded: msgs.Loaded | None = None
+    warmups: list[msgs.Warmup] = dataclasses.field(default_factory=list)
+    generations: list[msgs.GenerationDone] = dataclasses.field(default_factory=list)
     series: dict[str, list] | None = None
-    cpu_energy: dict[str, Any] | None = None
-    fidelity: dict[str, Any] | None = None
+    cpu_energy: msgs.CpuEnergyRead | None = None
+    fidelity: msgs.FidelityRead | None = None
     video: str | None = None
-    ready: dict[str, Any] | None = None
-    done: dict[str, Any] | None = None
-    failed: dict[str, Any] | None = None
+    ready: msgs.Ready | None = None
+    done: msgs.Done | None = None
+    failed: msgs.Failed | None = None
 
     def take(self, msg: Message) -> None:
-        f = msg.fields
-        if msg.kind in ("warmup", "generation"):
-            getattr(self, msg.kind + "s").append(f)
-        elif msg.kind == "series":
-            self.series = self.series or {k: [] for k in f["columns"]}
-            for key, values in f["columns"].items():
+        if isinstance(msg, msgs.Warmup):
+            self.warmups.append(msg)
+        elif isinstance(msg, msgs.GenerationDone):
+            self.generations.append(msg)
+        elif isinstance(msg, msgs.SeriesChunk):
+            self.series = self.series or {k: [] for k in msg.columns}
+            for key, values in msg.columns.items():
                 self.series.setdefault(key, []).extend(values)
-        elif msg.kind == "telemetry":  # the static description first, read errors at the end
-            self.telemetry = {**(self.telemetry or {}), **f}
-        elif msg.kind == "video":
-            self.video = f["path"]
-        else:
-            setattr(self, msg.kind, f)
+        elif isinstance(msg, msgs.TelemetryInfo):  # the static description first, read errors at the end
+            self.telemetry = {**(self.telemetry or {}), **msg.given()}
+        elif isinstance(msg, msgs.Video):
+            self.video = msg.path
+        elif not isinstance(msg, (msgs.Header, msgs.Step)):
+            setattr(self, msg.kind, msg)
+
+    def generation_dicts(self, worker: int) -> list[dict[str, Any]]:
+        """This worker's generations as the record keeps them."""
+        return [{**g.model_dump(include=set(GENERATION_FIELDS)), "worker": worker} for g in self.generations]
 
 
 @dataclasses.dataclass
 class RunState:
-    header: dict[str, Any]
+    header: msgs.Header
     workers: dict[int, WorkerState] = dataclasses.field(default_factory=dict)
 
     def take(self, msg: Message) -> None:
-        if msg.kind == "header":
-            return
-        fields = dict(msg.fields)
-        index = fields.pop("worker", 0)
-        self.workers.setdefault(index, WorkerState()).take(Message(msg.kind, fields))
+        if not isinstance(msg, msgs.Header):
+            self.workers.setdefault(msg.worker, WorkerState()).take(msg)
 
     @property
     def data_parallel(self) -> bool:
-        return self.header.get("parallel") == "data"
+        return self.header.parallel == "data"
 
     def generations(self) -> list[dict[str, Any]]:
         """The run's timed generations: every worker's under data parallelism, rank 0's otherwise."""
         if not self.data_parallel:
-            return [{**g, "worker": 0} for g in self.worker(0).generations]
-        gens = [{**g, "worker": w} for w, s in sorted(self.workers.items()) for g in s.generations]
+            return self.worker(0).generation_dicts(0)
+        gens = [g for w, s in sorted(self.workers.items()) for g in s.generation_dicts(w)]
         return sorted(gens, key=lambda g: (g["telemetry"]["start_s"], g["worker"]))
 
     def worker(self, index: int) -> WorkerState:
@@ -83,7 +87,7 @@ class RunState:
 
 
 def replay(messages: list[Message]) -> RunState:
-    state = RunState(header=messages[0].fields)
+    state = RunState(header=messages[0])
     for msg in messages[1:]:
         state.take(msg)
     return state
@@ -93,8 +97,8 @@ def failure_reason(state: RunState) -> str | None:
     """Why a worker stopped early, in one line, or None."""
     for index, w in sorted(state.workers.items()):
         if w.failed is not None:
-            message = w.failed["message"]
-            if w.failed["reason"] == "crash":
+            message = w.failed.message
+            if w.failed.reason == "crash":
                 message = "the generating code failed: " + message.strip().splitlines()[-1]
             return message if len(state.workers) == 1 else f"worker {index}: {message}"
     return None
@@ -114,44 +118,43 @@ def build_record(state: RunState, reason: str | None) -> ResultRecord:
         why = f"telemetry dropped, it failed validation ({exc})"
         data["telemetry"] = _no_telemetry(why, data["telemetry"])
         data["warnings"].append(f"telemetry was dropped: it failed validation ({exc})")
-        data["generations"] = [{**g, "telemetry": {**g["telemetry"], **dict.fromkeys(_ENERGY_FIELDS)}}
+        data["generations"] = [{**g, "telemetry": {**g["telemetry"], **dict.fromkeys(ENERGY_FIELDS)}}
                                for g in data["generations"]]
         for w in data["workers"] or []:
             w["telemetry"] = None
         return validate(data, "the run's record")
 
 
-_ENERGY_FIELDS = ("energy_j", "text_encode_energy_j", "denoise_energy_j", "vae_decode_energy_j")
 
 
 def _record_data(state: RunState, reason: str | None) -> dict[str, Any]:
     h, first = state.header, state.worker(0)
-    s = h["settings"]
-    video_s = metrics.video_seconds(s["num_frames"], s["fps"])
-    made = state.generations()
-    gens = [{k: g.get(k) for k in (*GENERATION_FIELDS, "worker")} for g in made]
+    s = h.settings
+    video_s = metrics.video_seconds(s.num_frames, s.fps)
+    gens = state.generations()
     telemetry, own, warnings = _telemetry(first, [g for g in gens if g["worker"] == 0], video_s)
     gens = [own.pop(0) if g["worker"] == 0 else g for g in gens]  # worker 0's, with energy filled in
-    summary = metrics.summarize(gens, s["num_frames"], s["fps"], h["gpus_used"], h.get("parallel"))
-    warnings = list(h.get("warnings", [])) + metrics.quality_warnings(summary) + warnings
+    summary = metrics.summarize(gens, s.num_frames, s.fps, h.gpus_used, h.parallel)
+    warnings = list(h.warnings) + metrics.quality_warnings(summary) + warnings
     warnings += _per_worker_warnings(state)
     warnings += _recompile_warnings(state)
     if reason is not None:
         warnings.insert(0, f"incomplete: {reason}; {len(gens)} generation(s) were kept")
-    dev = first.device
+    dev, loaded = first.device, first.loaded
+    last = state.worker(gens[-1]["worker"]).generations[-1]
     return {
-        "schema_version": SCHEMA_VERSION, "t2vbench_version": h["t2vbench_version"], "command": h["command"],
-        "label": h["label"], "run_id": h["run_id"], "created_utc": h["created_utc"],
-        "complete": reason is None, "incomplete_reason": reason, "spec": h["spec"],
-        "settings": {**s, **h["run"], "device": dev["device"], "dtype": dev["dtype"], "gpus_used": h["gpus_used"],
-                     "options": {**h["options"], **(first.loaded or {}).get("options", {})}},
-        "weights": h["weights"], "hardware_class": dev["hardware_class"], "environment": dev["environment"],
-        "load_s": (first.loaded or {}).get("load_s", 0.0),
-        "warmup_latency_s": [w["latency_s"] for w in first.warmups],
-        "warmup_seeds": [w["seed"] for w in first.warmups],
+        "schema_version": SCHEMA_VERSION, "t2vbench_version": h.t2vbench_version, "command": h.command,
+        "label": h.label, "run_id": h.run_id, "created_utc": h.created_utc,
+        "complete": reason is None, "incomplete_reason": reason, "spec": h.spec,
+        "settings": {**dataclasses.asdict(s), **h.run.model_dump(), "device": dev.device, "dtype": dev.dtype,
+                     "gpus_used": h.gpus_used, "options": {**h.options, **(loaded.options if loaded else {})}},
+        "weights": h.weights, "hardware_class": dev.hardware_class, "environment": dev.environment,
+        "load_s": loaded.load_s if loaded else 0.0,
+        "warmup_latency_s": [w.latency_s for w in first.warmups],
+        "warmup_seeds": [w.seed for w in first.warmups],
         "generations": gens, "summary": summary,
         "peak_memory_bytes": max(g["peak_memory_bytes"] for g in gens),
-        "peak_memory_method": made[-1]["peak_memory_method"],
+        "peak_memory_method": last.peak_memory_method,
         "warnings": warnings, "telemetry": telemetry,
         "fidelity": _fidelity(state), "video_path": first.video,
         "workers": _workers(state, video_s) if len(state.workers) > 1 else None,
@@ -163,22 +166,22 @@ def _telemetry(w: WorkerState, gens: list[dict[str, Any]], video_s: float
     """A worker's telemetry section, its generations with energy filled in, and warnings."""
     if w.telemetry is None or not gens:
         return _no_telemetry("the worker stopped before reporting telemetry"), gens, []
-    info = {**w.telemetry, "series": w.series, "cpu": w.cpu_energy}
+    cpu = w.cpu_energy.model_dump(include={"package_energy_j", "reason"}) if w.cpu_energy else None
+    info = {**w.telemetry, "series": w.series, "cpu": cpu}
     return summarize_telemetry(info, gens, video_s)
 
 
 def _workers(state: RunState, video_s: float) -> list[dict[str, Any]]:
     out = []
     for index, w in sorted(state.workers.items()):
-        dev = w.device or {}
-        own = [{**{k: g.get(k) for k in GENERATION_FIELDS}, "worker": index} for g in w.generations]
+        own = w.generation_dicts(index)
         section = _telemetry(w, own, video_s)[0] if own else None
-        failed = None if w.failed is None else w.failed["message"].strip().splitlines()[-1]
+        failed = None if w.failed is None else w.failed.message.strip().splitlines()[-1]
         if failed is None and w.done is None:
             failed = "stopped before finishing (see the record's incomplete_reason)"
-        out.append({"index": index, "device": dev.get("device", "unknown"),
-                    "hardware_class": dev.get("hardware_class", "unknown"), "generations": len(w.generations),
-                    "failed": failed, "telemetry": section})
+        out.append({"index": index, "device": w.device.device if w.device else "unknown",
+                    "hardware_class": w.device.hardware_class if w.device else "unknown",
+                    "generations": len(w.generations), "failed": failed, "telemetry": section})
     return out
 
 
@@ -194,7 +197,7 @@ def _per_worker_warnings(state: RunState) -> list[str]:
 
 
 def _recompile_warnings(state: RunState) -> list[str]:
-    recompiles = sum((w.done or {}).get("recompiles", 0) for w in state.workers.values())
+    recompiles = sum(w.done.recompiles for w in state.workers.values() if w.done)
     if not recompiles:
         return []
     return [f"torch.compile recompiled {recompiles} time(s) during the timed generations: they include "
@@ -205,12 +208,7 @@ def _no_telemetry(reason: str, old: dict[str, Any] | None = None) -> dict[str, A
     old = old or {}
     return {"backend": "none", "available": False, "unavailable_reason": reason, "device": old.get("device"),
             "energy_method": None, "energy_unsupported_reason": reason,
-            "sample_period_s": old.get("sample_period_s", 0.1),
-            "summary": {"energy_per_video_j": None, "energy_per_video_minute_wh": None, "energy_counter_j": None,
-                        "energy_integrated_j": None, "avg_power_w": None, "peak_power_w": None,
-                        "sm_clock_mean_mhz": None, "sm_clock_max_mhz": None, "peak_temperature_c": None,
-                        "power_limit_w": None, "throttle_share": {}, "samples": 0, "sampling_gaps": 0,
-                        "longest_gap_s": 0.0},
+            "sample_period_s": old.get("sample_period_s", DEFAULT_PERIOD_S), "summary": TelemetrySummary.empty(),
             "series": None, "cpu": old.get("cpu") or {"package_energy_j": None, "reason": reason}}
 
 
@@ -218,5 +216,5 @@ def _fidelity(state: RunState) -> dict[str, Any] | None:
     found = state.worker(0).fidelity
     if found is None:
         return None
-    return {**found, "compared": state.header.get("output_changing", []),
+    return {**found.model_dump(include={"psnr_db", "ssim", "seed"}), "compared": state.header.output_changing,
             "reference": "a plain generation of the same settings and seed, in the same process"}

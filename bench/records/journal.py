@@ -23,35 +23,183 @@ Every other message carries `worker`, the index of the worker that sent it (0 on
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from bench.core.errors import UsageError
 from bench.core.jsonsafe import loads_strict
+from bench.core.specs import Settings
+from bench.records.schema import CpuEnergy, OptionName, OptionValue, SpecRef, Text, Weights, field_error
 
 JOURNAL_VERSION = 1
 MAX_JOURNAL_BYTES = 256 * 1024 * 1024
-KINDS = ("header", "device", "telemetry", "loaded", "warmup", "generation", "series", "cpu_energy", "fidelity", "video",
-         "step", "ready", "done", "failed")
+Worker = Annotated[int, Field(ge=0, le=4095)]
+Series = dict[Annotated[str, Field(max_length=40)], list[float | int | None]]
 
 
-@dataclasses.dataclass(frozen=True)
-class Message:
-    kind: str
-    fields: dict[str, Any]
+class _Message(BaseModel):
+    """One line of the journal. `worker` is set by the parent from the pipe the message came up (0: one worker)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+    worker: Worker = 0
 
     def line(self) -> str:
-        return json.dumps({"kind": self.kind, **self.fields}, sort_keys=True, allow_nan=False) + "\n"
+        """One journal line: sorted keys, as journals have always been written (tools and tests grep them)."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, allow_nan=False) + "\n"
+
+
+class RunPlan(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+    seed: int
+    prompt: Text
+    warmup: int
+    repeats: int
+    time_budget_s: float | None
+
+
+class GenerationReadings(BaseModel):
+    """A generation's place on the sampler's clock and its energy counter readings, as read: the parent decides
+    which energy the record keeps (a counter may run backwards; bench.telemetry.summary drops it then)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+    start_s: float
+    end_s: float
+    energy_j: float | None
+    text_encode_energy_j: float | None
+    denoise_energy_j: float | None
+    vae_decode_energy_j: float | None
+
+
+class Header(_Message):
+    kind: Literal["header"] = "header"
+    journal_version: int
+    t2vbench_version: str
+    run_id: str
+    created_utc: str
+    command: list[Text]
+    label: Text | None
+    spec: SpecRef
+    spec_path: Text
+    settings: Settings
+    run: RunPlan
+    gpus_used: int
+    parallel: str | None
+    options: dict[OptionName, OptionValue]
+    output_changing: list[Text]
+    weights: Weights
+    warnings: list[Text]
+
+
+class Device(_Message):
+    kind: Literal["device"] = "device"
+    device: str
+    dtype: str
+    environment: dict[str, Text | int | None]
+    hardware_class: str
+
+
+class TelemetryInfo(_Message):
+    """The backend's static description (bench.telemetry.describe), or at the end its read errors alone."""
+
+    kind: Literal["telemetry"] = "telemetry"
+    backend: str | None = None
+    available: bool | None = None
+    unavailable_reason: Text | None = None
+    device: dict[str, Text | int | float | bool | None] | None = None
+    energy_unsupported_reason: Text | None = None
+    throttle_bits: dict[str, int] | None = None
+    slowdown_reasons: list[str] | None = None
+    sample_period_s: float | None = None
+    read_errors: dict[str, Text] | None = None
+
+    def given(self) -> dict[str, Any]:
+        """The fields this message sets (a later one adds to an earlier one)."""
+        return {k: v for k, v in self.model_dump(exclude={"kind", "worker"}).items() if v is not None}
+
+
+class Loaded(_Message):
+    kind: Literal["loaded"] = "loaded"
+    load_s: float
+    options: dict[OptionName, OptionValue]
+
+
+class Warmup(_Message):
+    kind: Literal["warmup"] = "warmup"
+    index: int
+    seed: int
+    latency_s: float
+
+
+class GenerationDone(_Message):
+    """One timed generation as the worker measured it (the record's Generation, before energy is chosen)."""
+
+    kind: Literal["generation"] = "generation"
+    index: int
+    seed: int
+    latency_s: float
+    text_encode_s: float
+    denoise_s: float
+    vae_decode_s: float
+    step_s: list[float]
+    telemetry: GenerationReadings
+    peak_memory_bytes: int
+    peak_memory_method: Literal["cuda_max_allocated", "process_peak_rss", "process_max_rss"]
+
+
+class SeriesChunk(_Message):
+    kind: Literal["series"] = "series"
+    columns: Series
+
+
+class CpuEnergyRead(CpuEnergy, _Message):
+    kind: Literal["cpu_energy"] = "cpu_energy"
+
+
+class FidelityRead(_Message):
+    kind: Literal["fidelity"] = "fidelity"
+    psnr_db: float
+    ssim: float
+    seed: int
+
+
+class Video(_Message):
+    kind: Literal["video"] = "video"
+    path: Text
+
+
+class Step(_Message):
+    kind: Literal["step"] = "step"
+    step: int
+
+
+class Ready(_Message):
+    kind: Literal["ready"] = "ready"
+
+
+class Done(_Message):
+    kind: Literal["done"] = "done"
+    recompiles: int = 0
+
+
+class Failed(_Message):
+    kind: Literal["failed"] = "failed"
+    reason: Literal["user", "oom", "crash"]
+    message: str
+
+
+Message = Annotated[Header | Device | TelemetryInfo | Loaded | Warmup | GenerationDone | SeriesChunk | CpuEnergyRead | FidelityRead | Video | Step | Ready | Done | Failed, Field(discriminator="kind")]
+_MESSAGE = TypeAdapter(Message)
+KINDS = tuple(m.model_fields["kind"].default for m in Message.__origin__.__args__)
 
 
 def message(kind: str, **fields: Any) -> Message:
-    """A message; raises ValueError for an unknown kind (a bug, not a user error)."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown message kind {kind!r}")
-    return Message(kind, fields)
+    """The typed message of `kind` from plain values, read as the journal will read it back (so what cannot be written
+    as JSON fails here, in the sender). Raises ValueError for an unknown kind or a field of the wrong type (a bug)."""
+    return _MESSAGE.validate_json(json.dumps({"kind": kind, **fields}, allow_nan=False))
 
 
 def encode(msg: Message) -> bytes:
@@ -59,8 +207,7 @@ def encode(msg: Message) -> bytes:
 
 
 def decode(data: bytes) -> Message:
-    obj = json.loads(data.decode("utf-8"))
-    return Message(obj.pop("kind"), obj)
+    return _MESSAGE.validate_json(data)
 
 
 class Journal:
@@ -122,11 +269,13 @@ def read_journal(path: str | Path) -> list[Message]:
             raise
         if not isinstance(obj, dict) or obj.get("kind") not in KINDS:
             raise UsageError(f"{path}:{number}: not a t2vbench journal line (unknown or missing 'kind')")
-        kind = obj.pop("kind")
-        messages.append(Message(kind, obj))
+        if obj["kind"] == "header" and obj.get("journal_version") != JOURNAL_VERSION:
+            raise UsageError(f"{path}: journal_version {obj.get('journal_version')!r} is not "
+                             f"{JOURNAL_VERSION}; use the t2vbench version that wrote it")
+        try:
+            messages.append(_MESSAGE.validate_json(raw))  # JSON mode: nested settings read as the dataclass
+        except ValidationError as exc:
+            raise field_error(exc, f"{path}:{number}", obj["kind"]) from None
     if not messages or messages[0].kind != "header":
         raise UsageError(f"{path}: a journal starts with its run's header; this file does not")
-    if messages[0].fields.get("journal_version") != JOURNAL_VERSION:
-        raise UsageError(f"{path}: journal_version {messages[0].fields.get('journal_version')!r} is not "
-                         f"{JOURNAL_VERSION}; use the t2vbench version that wrote it")
     return messages

@@ -19,7 +19,6 @@ Schema versions (bump SCHEMA_VERSION and add an `update_to_N` step for every cha
 from __future__ import annotations
 
 import json
-import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -28,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serial
 
 from bench.core import metrics
 from bench.core.errors import UsageError
+from bench.core.files import write_atomic
 from bench.core.jsonsafe import loads_strict
 
 SCHEMA_VERSION = 3
@@ -45,6 +45,7 @@ OptionName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,40}$")]
 OptionValue = Annotated[str, Field(max_length=200)] | int | float | bool | None
 # Recorded beside the serving options but describing them, not choosing them: left out of the settings key.
 DETAIL_KEYS = ("quantized", "memory_cap_of_gib", "parallel_hooks")
+GPU_DEVICE = re.compile(r"cuda(:\d{1,4})?")  # torch's names of a GPU device, as a record's settings.device holds
 SERIES_FIELDS = ("t_s", "power_w", "sm_clock_mhz", "mem_clock_mhz", "gpu_util_pct", "mem_util_pct",
                  "memory_used_bytes", "temperature_c", "throttle_mask")
 
@@ -119,6 +120,12 @@ class TelemetrySummary(_Strict):
     samples: Annotated[int, Field(ge=0)]
     sampling_gaps: Annotated[int, Field(ge=0)]
     longest_gap_s: Seconds
+
+    @classmethod
+    def empty(cls) -> TelemetrySummary:
+        """Nothing measured: every reading absent."""
+        return cls(**{name: None for name in cls.model_fields} | {"throttle_share": {}, "samples": 0,
+                                                                    "sampling_gaps": 0, "longest_gap_s": 0.0})
 
 
 class CpuEnergy(_Strict):
@@ -210,7 +217,7 @@ class ResultRecord(_Strict):
     warmup_latency_s: Annotated[list[Seconds], Field(max_length=1000)]
     warmup_seeds: Annotated[list[int], Field(max_length=1000)] | None = None  # absent before 2026-11-23
     generations: Annotated[list[Generation], Field(min_length=1, max_length=100000)]
-    summary: dict[str, float]
+    summary: metrics.Summary
     peak_memory_bytes: Annotated[int, Field(ge=0, le=2**50)]
     peak_memory_method: Literal["cuda_max_allocated", "process_peak_rss", "process_max_rss"]
     warnings: Annotated[list[Text], Field(max_length=1000)]
@@ -219,17 +226,31 @@ class ResultRecord(_Strict):
     video_path: Text | None = None
     workers: Annotated[list[WorkerReport], Field(max_length=4096)] | None = None  # multi-GPU runs only
 
+    @property
+    def is_cpu(self) -> bool:
+        """Run on the CPU: its device is not a GPU device ('cuda' or 'cuda:N'), or its class is a CPU class."""
+        return GPU_DEVICE.fullmatch(self.settings.device) is None or self.hardware_class.startswith("cpu:")
+
+    @property
+    def is_tiny(self) -> bool:
+        """Made with a tiny spec (flagged so, or named tiny-*): proves the harness, says nothing about video cost.
+        Whether the flag agrees with the catalogued spec of that name is the gate's to check."""
+        return self.spec.tiny or self.spec.name.startswith("tiny-")
+
+    @property
+    def is_toy(self) -> bool:
+        """A CPU run or a tiny spec: never used for what video costs on GPUs."""
+        return self.is_cpu or self.is_tiny
+
     @model_validator(mode="after")
     def _summary_recomputes(self) -> ResultRecord:
         """Every summary figure must follow from the raw timings."""
         s = self.settings
         expected = metrics.summarize([g.model_dump() for g in self.generations], s.num_frames, s.fps, s.gpus_used,
                                      s.options.get("parallel"))
-        if set(expected) != set(self.summary):
-            raise ValueError(f"summary keys differ from {sorted(expected)}")
-        for key, value in expected.items():
-            if not math.isclose(self.summary[key], value, rel_tol=1e-9, abs_tol=1e-12):
-                raise ValueError(f"summary.{key} is {self.summary[key]} but the raw timings give {value}")
+        problem = self.summary.mismatch(expected)
+        if problem:
+            raise ValueError(problem)
         return self
 
 
@@ -268,7 +289,7 @@ def update_to_3(data: dict[str, Any]) -> dict[str, Any]:
     try:
         s = data["settings"]
         expected = metrics.summarize(data["generations"], s["num_frames"], s["fps"], s["gpus_used"])
-        out["summary"] = {**{k: v for k, v in expected.items() if k not in data["summary"]}, **data["summary"]}
+        out["summary"] = {**{k: v for k, v in expected.model_dump().items() if k not in data["summary"]}, **data["summary"]}
     except (KeyError, TypeError, ValueError, ZeroDivisionError):
         pass  # malformed: validation names the field
     return out
@@ -327,6 +348,5 @@ def record_json(record: ResultRecord) -> str:
 
 def write_new(path: Path, text: str) -> Path:
     """Write a record atomically, group-readable, never over an existing file (raises FileExistsError)."""
-    from bench.core.files import write_atomic
 
     return write_atomic(path, text)

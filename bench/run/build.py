@@ -2,6 +2,8 @@
 
 Random weights have the released architecture's shapes, so they cost the same FLOPs and nearly the same time;
 their output is noise. Nothing here passes trust_remote_code.
+
+tokenizers and transformers are imported where an offline tokenizer is built.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import torch
 
 from bench.core.errors import UsageError
 from bench.core.specs import Spec
+from bench.run.options import DTYPE_NAMES
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
 # Enough words that prompts tokenize to distinct ids; anything else maps to [UNK].
 _WORDS = (
     "a an the of in on at with and to is cat dog fox bird fish horse person man woman child city street forest "

@@ -1,4 +1,7 @@
-"""What the run ran on: software versions, device, and the hardware-class string results are grouped by."""
+"""What the run ran on: software versions, device, and the hardware-class string results are grouped by.
+
+torch is imported only in the worker's calls (the parent never imports it).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,6 @@ from typing import Any
 
 import bench
 from bench.core.hardware import slug
-
 
 
 def cpu_model() -> str:

@@ -6,6 +6,8 @@ VAE decode add more, so a fit near the limit is a hint to measure (`run --memory
   --offload model   one component on the GPU at a time (diffusers' model CPU offload): the largest component
   --offload group   one block of a component at a time: a small part of the largest component, bounded here by
                     the largest component / its number of repeated blocks (at least 1 GiB is kept for it)
+
+Counting parameters needs bench.run.build (torch), imported only when a count is asked for.
 """
 
 from __future__ import annotations

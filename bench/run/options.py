@@ -24,20 +24,37 @@ CACHES = ("first-block", "faster", "pab", "magcache")
 # Attention backends whose kernels change the arithmetic beyond reordering (quantized Q/K or P/V).
 LOSSY_ATTENTION_PREFIXES = ("sage", "_sage")
 MAX_MEMORY_CAP_GIB = 4096.0
+DTYPE_NAMES = ("float32", "bfloat16", "float16")  # what --dtype accepts besides auto; bench.run.build maps them
+
+
+def _flag(help: str, kind: type = bool, choices: tuple[str, ...] = (), flag: str | None = None,
+          metavar: str | None = None) -> dict[str, Any]:
+    """How a serving option appears on the command line and in sweep files (bench.run.flags reads this)."""
+    return {"help": help, "kind": kind, "choices": choices, "flag": flag, "metavar": metavar}
 
 
 @dataclasses.dataclass(frozen=True)
 class Options:
-    """Serving options; the defaults are a plain eager run with everything on the GPU."""
+    """Serving options; the defaults are a plain eager run with everything on the GPU. A new option is a field here
+    (with its flag) and its application in bench.run.serving; the run and roofline parsers, sweep keys and the
+    choice checks all follow from these fields."""
 
-    compile: bool = False  # regional torch.compile of the denoiser's repeated block
-    attention_backend: str | None = None  # a diffusers AttentionBackendName value; None: the library default
-    offload: str | None = None  # model | group | sequential
-    vae_tiling: bool = False
-    quantize: str | None = None
-    cache: str | None = None
-    memory_cap_gib: float | None = None  # emulate a smaller GPU: cap this process's device memory
-    fidelity: bool = False  # measure PSNR/SSIM against a plain generation even for lossless options
+    compile: bool = dataclasses.field(default=False, metadata=_flag(
+        "regional torch.compile of the denoiser's repeated block"))
+    attention_backend: str | None = dataclasses.field(default=None, metadata=_flag(
+        "a diffusers attention backend: native, _native_cudnn, flash, sage, ... (None: the library default)", str))
+    offload: str | None = dataclasses.field(default=None, metadata=_flag(
+        f"{' | '.join(OFFLOADS)}: keep weights in host RAM", str, OFFLOADS))
+    vae_tiling: bool = dataclasses.field(default=False, metadata=_flag("decode the video in tiles (less memory)"))
+    quantize: str | None = dataclasses.field(default=None, metadata=_flag(
+        f"{' | '.join(QUANTIZE)}: fp8 storage of the denoiser's weights", str, QUANTIZE))
+    cache: str | None = dataclasses.field(default=None, metadata=_flag(
+        f"{' | '.join(CACHES)}: a diffusers step cache (output-changing)", str, CACHES))
+    memory_cap_gib: float | None = dataclasses.field(default=None, metadata=_flag(
+        "cap this process's GPU memory, to emulate a smaller card (e.g. 24)", float, flag="--memory-cap",
+        metavar="GIB"))
+    fidelity: bool = dataclasses.field(default=False, metadata=_flag(
+        "measure PSNR/SSIM against a plain generation even for lossless options"))
 
     @property
     def output_changing(self) -> list[str]:
@@ -58,27 +75,31 @@ class Options:
 def check(options: Options, device: str, weights: str) -> list[str]:
     """Refuse impossible options before anything is built; returns warnings for allowed but weak choices.
     device is the requested one ('auto', 'cpu', 'cuda:N'). Raises UsageError."""
-    if options.offload is not None and options.offload not in OFFLOADS:
-        raise UsageError(f"--offload {options.offload}: use one of {', '.join(OFFLOADS)}")
-    if options.quantize is not None and options.quantize not in QUANTIZE:
-        raise UsageError(f"--quantize {options.quantize}: use one of {', '.join(QUANTIZE)}")
-    if options.cache is not None and options.cache not in CACHES:
-        raise UsageError(f"--cache {options.cache}: use one of {', '.join(CACHES)}")
+    for field in dataclasses.fields(Options):
+        value, choices = getattr(options, field.name), field.metadata["choices"]
+        if choices and value is not None and value not in choices:
+            raise UsageError(f"--{field.name.replace('_', '-')} {value}: use one of {', '.join(choices)}")
     if options.attention_backend is not None and not _is_name(options.attention_backend):
         raise UsageError(f"--attention-backend {options.attention_backend[:40]!r}: give a backend name such as "
                          "native, _native_cudnn, flash or sage")
     cap = options.memory_cap_gib
     if cap is not None and not (math.isfinite(cap) and 0 < cap <= MAX_MEMORY_CAP_GIB):
         raise UsageError(f"--memory-cap {cap}: give GiB between 0 and {MAX_MEMORY_CAP_GIB:g}, e.g. 24")
-    if device == "cpu":
-        for flag, value in (("--memory-cap", cap), ("--offload", options.offload)):
-            if value is not None:
-                raise UsageError(f"{flag} needs a GPU: it moves or caps device memory; drop it or use --device cuda")
+    refuse_gpu_only(options, device)
     warnings = []
     if options.cache and weights == "random":
         warnings.append(f"--cache {options.cache} on random weights: a step cache skips work when activations change "
                         "little, which random weights do not model, so its speed-up here is NOT representative")
     return warnings
+
+
+def refuse_gpu_only(options: Options, device: str) -> None:
+    """Offloading and a memory cap move or cap device memory: refused on the CPU. Raises UsageError."""
+    if device != "cpu":
+        return
+    for flag, value in (("--memory-cap", options.memory_cap_gib), ("--offload", options.offload)):
+        if value is not None:
+            raise UsageError(f"{flag} needs a GPU: it moves or caps device memory; drop it or use --device cuda")
 
 
 def _is_name(text: str) -> bool:

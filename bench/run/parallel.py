@@ -6,6 +6,8 @@ with the rendezvous torchrun would set up (a TCP store on localhost), so the use
     --parallel ulysses=U[,ring=R] context parallel over U x R GPUs; rank 0's timings are the run's
 
 Parsing and refusals here need no torch; the worker-side functions import it.
+
+torch.distributed, diffusers and bench.run.build are imported in the worker-side functions only.
 """
 
 from __future__ import annotations
@@ -13,9 +15,15 @@ from __future__ import annotations
 import dataclasses
 import re
 import socket
-from typing import Any
+import subprocess
+import sys
+from typing import TYPE_CHECKING, Any
 
 from bench.core.errors import UsageError
+from bench.core.specs import all_specs
+
+if TYPE_CHECKING:  # job.py imports this module for Layout
+    from bench.run.job import Job
 
 MAX_WORKERS = 64
 _PARALLEL = re.compile(r"^ulysses=(\d{1,3})(?:,ring=(\d{1,3}))?$")
@@ -90,8 +98,6 @@ def _count(text: str, flag: str) -> int:
 
 def visible_gpus() -> int:
     """How many GPUs torch would see, asked of a short child process (the parent never imports torch)."""
-    import subprocess
-    import sys
 
     out = subprocess.run([sys.executable, "-c", "import torch; print(torch.cuda.device_count())"],
                          capture_output=True, text=True, timeout=120)
@@ -114,12 +120,12 @@ def worker_device(requested: str, worker: int, lay: Layout) -> str:
 # --- inside the worker (torch imported) -------------------------------------------------------------------------
 
 
-def start_group(job: dict[str, Any], device: str) -> None:
+def start_group(job: Job, device: str) -> None:
     """Join the context-parallel process group (nccl on GPUs, gloo on the CPU) through the parent's TCP store."""
     import torch.distributed as dist
 
-    dist.init_process_group("gloo" if device == "cpu" else "nccl", init_method=job["rendezvous"],
-                            rank=job["worker"], world_size=job["world"])
+    dist.init_process_group("gloo" if device == "cpu" else "nccl", init_method=job.rendezvous,
+                            rank=job.worker, world_size=job.world)
 
 
 def check_context_parallel(denoiser_cls: type, lay: Layout) -> None:
@@ -127,7 +133,6 @@ def check_context_parallel(denoiser_cls: type, lay: Layout) -> None:
     if lay.mode != "context" or getattr(denoiser_cls, "_cp_plan", None):
         return
     from bench.run.build import resolve_class
-    from bench.core.specs import all_specs
 
     able = sorted(s.name for s in all_specs() if not s.tiny and
                   getattr(resolve_class(s.components[s.denoiser]["class"]), "_cp_plan", None))

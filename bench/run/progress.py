@@ -1,5 +1,8 @@
 """What a person watching a long run sees on stderr: the model being built, then one bar over every denoising step
-of the warm-up and timed generations, with the phase and tqdm's rate and ETA. Silent when off (--json)."""
+of the warm-up and timed generations, with the phase and tqdm's rate and ETA. Silent when off (--json).
+
+tqdm is imported when the first bar opens.
+"""
 
 from __future__ import annotations
 
@@ -21,9 +24,8 @@ class Progress:
         if not self.enabled:
             return
         if msg.kind == "device":
-            f = msg.fields
-            print(f"t2vbench: building {clean(self.name)} on {clean(f['device'])} ({clean(f['hardware_class'])}, "
-                  f"{clean(f['dtype'])})...", file=sys.stderr)
+            print(f"t2vbench: building {clean(self.name)} on {clean(msg.device)} ({clean(msg.hardware_class)}, "
+                  f"{clean(msg.dtype)})...", file=sys.stderr)
         elif msg.kind == "loaded":
             self._open()
         elif msg.kind == "step" and self.bar is not None:

@@ -4,6 +4,8 @@ The parent never imports torch. Every message of the worker is appended to a jou
 arrives, and the record is made from those messages: whatever stops the run after the first finished generation
 (out of memory, a crash, Ctrl-C, SIGTERM, a record that fails validation, a full disk) leaves a record marked
 incomplete, or the journal, which `t2vbench recover` turns into one.
+
+bench.run.build (torch) is imported only to check a local weights directory.
 """
 
 from __future__ import annotations
@@ -15,18 +17,29 @@ from pathlib import Path
 from typing import Any
 
 from bench import __version__
-from bench.run import parallel
-from bench.run import options as options_mod
-from bench.records.assemble import build_record, failure_reason, replay
 from bench.core.errors import UsageError
 from bench.core.files import nearest_existing, writable_ancestor
-from bench.records.journal import JOURNAL_VERSION, Journal, Message, message
+from bench.core.specs import (
+    DEFAULT_MODEL,
+    Settings,
+    Spec,
+    check_settings,
+    load_spec,
+    load_spec_file,
+    preset_settings,
+    spec_names,
+)
+from bench.records.assemble import build_record, failure_reason, replay
+from bench.records.journal import JOURNAL_VERSION, Header, Journal, Message, RunPlan, read_journal
+from bench.records.schema import ResultRecord, SpecRef, Weights, record_json, write_new
+from bench.run import options as options_mod
+from bench.run import parallel
+from bench.run.job import Job
 from bench.run.parallel import Layout
 from bench.run.progress import Progress
 from bench.run.supervise import Signals, supervise
-from bench.records.schema import ResultRecord, record_json, write_new
+from bench.telemetry import CHOICES
 from bench.telemetry.sampler import DEFAULT_PERIOD_S
-from bench.core.specs import DEFAULT_MODEL, Settings, Spec, check_settings, load_spec, load_spec_file, preset_settings
 
 DEFAULT_PROMPT = "a red fox walks through a snowy forest at golden hour, cinematic wide shot"
 DEFAULT_OUT = Path("t2vbench-results")
@@ -35,7 +48,7 @@ BUDGET_MAX_REPEATS = 100_000
 MAX_PROMPT_CHARS = 2000
 MAX_LABEL_CHARS = 200
 DEVICES = ("auto", "cpu", "cuda")
-DTYPES = ("auto", "float32", "bfloat16", "float16")
+DTYPES = ("auto", *options_mod.DTYPE_NAMES)
 SAMPLE_PERIOD_RANGE_S = (0.001, 60.0)
 
 
@@ -86,7 +99,6 @@ class Prepared:
 
 def prepare(config: RunConfig) -> Prepared:
     """Check every input before anything is built or written. Raises UsageError (one line, the value, the fix)."""
-    from bench.telemetry import CHOICES
 
     spec = load_spec_file(config.spec_file) if config.spec_file else load_spec(config.model)
     if config.spec_file:
@@ -123,7 +135,6 @@ def prepare(config: RunConfig) -> Prepared:
 
 def _check_own_spec(spec: Spec) -> None:
     """A user's spec may not pass for a catalogued model: its records would be filed and compared as that model."""
-    from bench.core.specs import spec_names
 
     if spec.name in spec_names() and load_spec(spec.name).sha256 != spec.sha256:
         raise UsageError(f"--spec {spec.path}: its name '{spec.name}' is a model in models/ but the file differs; "
@@ -158,40 +169,38 @@ def check_out_dir(out: Path) -> None:
         raise UsageError(f"--out {out}: cannot write in {nearest_existing(out)}; give a folder you can write to")
 
 
-def _header(config: RunConfig, p: Prepared, run_id: str, now: datetime.datetime) -> dict[str, Any]:
+def _header(config: RunConfig, p: Prepared, run_id: str, now: datetime.datetime) -> Header:
     spec, o = p.spec, config.options
     location = None if p.weights == "random" else (spec.repo_id if p.weights == "hub" else
                                                    str(Path(p.weights).resolve()))
     asked = {k: v for k, v in dataclasses.asdict(o).items() if k != "fidelity" and v not in (None, False)}
     repeats = config.repeats or (BUDGET_MAX_REPEATS if config.time_budget_s else DEFAULT_REPEATS)
-    return {
-        "journal_version": JOURNAL_VERSION, "t2vbench_version": __version__, "run_id": run_id,
-        "created_utc": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "command": list(config.command), "label": config.label,
-        "spec": {"name": spec.name, "family": spec.family, "pipeline": spec.pipeline, "repo_id": spec.repo_id,
-                 "sha256": spec.sha256, "tiny": spec.tiny},
-        "spec_path": str(spec.path.resolve()),
-        "settings": dataclasses.asdict(p.settings),
-        "run": {"seed": config.seed, "prompt": config.prompt, "warmup": config.warmup, "repeats": repeats,
-                "time_budget_s": config.time_budget_s},
-        "gpus_used": p.layout.workers, "parallel": p.layout.label,
-        "options": {**asked, **({"parallel": p.layout.label} if p.layout.label else {})},
-        "output_changing": o.output_changing,
-        "weights": {"source": p.weights if p.weights in ("random", "hub") else "local", "location": location},
-        "warnings": p.warnings,
-    }
+    return Header(
+        journal_version=JOURNAL_VERSION, t2vbench_version=__version__, run_id=run_id,
+        created_utc=now.strftime("%Y-%m-%dT%H:%M:%SZ"), command=list(config.command), label=config.label,
+        spec=SpecRef(name=spec.name, family=spec.family, pipeline=spec.pipeline, repo_id=spec.repo_id,
+                     sha256=spec.sha256, tiny=spec.tiny),
+        spec_path=str(spec.path.resolve()), settings=p.settings,
+        run=RunPlan(seed=config.seed, prompt=config.prompt, warmup=config.warmup, repeats=repeats,
+                    time_budget_s=config.time_budget_s),
+        gpus_used=p.layout.workers, parallel=p.layout.label,
+        options={**asked, **({"parallel": p.layout.label} if p.layout.label else {})},
+        output_changing=o.output_changing,
+        weights=Weights(source=p.weights if p.weights in ("random", "hub") else "local", location=location),
+        warnings=p.warnings,
+    )
 
 
-def _jobs(config: RunConfig, p: Prepared, header: dict[str, Any], video_path: Path | None) -> list[dict[str, Any]]:
+def _jobs(config: RunConfig, p: Prepared, header: Header, video_path: Path | None) -> list[Job]:
     """One job per worker: the same settings, its own device and index."""
-    base = {
-        "spec_path": header["spec_path"], "settings": header["settings"], "weights": p.weights,
-        "dtype": config.dtype, **header["run"], "options": dataclasses.asdict(config.options),
-        "telemetry": config.telemetry, "sample_period_s": config.sample_period_s,
-        "layout": dataclasses.asdict(p.layout), "world": p.layout.workers,
-        "rendezvous": f"tcp://127.0.0.1:{parallel.free_port()}" if p.layout.mode == "context" else None,
-    }
-    return [{**base, "worker": i, "device": parallel.worker_device(p.device, i, p.layout),
-             "video_path": str(video_path) if video_path and i == 0 else None} for i in range(p.layout.workers)]
+    plan = header.run
+    rendezvous = f"tcp://127.0.0.1:{parallel.free_port()}" if p.layout.mode == "context" else None
+    return [Job(spec_path=header.spec_path, settings=p.settings, weights=p.weights, dtype=config.dtype,
+                seed=plan.seed, prompt=plan.prompt, warmup=plan.warmup, repeats=plan.repeats,
+                time_budget_s=plan.time_budget_s, options=config.options, telemetry=config.telemetry,
+                sample_period_s=config.sample_period_s, layout=p.layout, worker=i,
+                device=parallel.worker_device(p.device, i, p.layout), rendezvous=rendezvous,
+                video_path=str(video_path) if video_path and i == 0 else None) for i in range(p.layout.workers)]
 
 
 def run(config: RunConfig, progress: bool = True) -> Outcome:
@@ -209,20 +218,19 @@ def run(config: RunConfig, progress: bool = True) -> Outcome:
     except OSError as exc:
         _remove_empty(created)
         raise UsageError(f"--out {out}: cannot write there ({exc.strerror})") from None
-    messages = [message("header", **header)]
-    journal.append(messages[0])
+    messages: list[Message] = [header]
+    journal.append(header)
 
     def keep(msg: Message) -> None:
-        if msg.fields["worker"] == 0:
+        if msg.worker == 0:
             bar.update(msg)
         if msg.kind == "step":  # progress only: nothing to keep
             return
         messages.append(msg)
         journal.append(msg)
 
-    plan = header["run"]
-    bar = Progress(progress, prepared.spec.name, prepared.settings.steps, plan["warmup"],
-                   None if config.time_budget_s else plan["repeats"])
+    bar = Progress(progress, prepared.spec.name, prepared.settings.steps, header.run.warmup,
+                   None if config.time_budget_s else header.run.repeats)
     with Signals() as signals:
         try:
             reason = supervise(_jobs(config, prepared, header, video_path), keep, signals,
@@ -245,9 +253,9 @@ def _finish(messages: list[Message], journal: Journal, out: Path, stem: str, rea
         journal.remove()
         _remove_empty(created)
         failed = [w.failed for w in state.workers.values() if w.failed]
-        if any(f["reason"] == "crash" for f in failed):
-            crash = next(f for f in failed if f["reason"] == "crash")
-            raise RuntimeError("the worker failed before any generation finished:\n" + crash["message"])
+        crash = next((f for f in failed if f.reason == "crash"), None)
+        if crash is not None:
+            raise RuntimeError("the worker failed before any generation finished:\n" + crash.message)
         raise UsageError(reason if failed else f"no generation finished, so nothing was recorded: {reason}")
     try:
         record = build_record(state, reason)
@@ -293,7 +301,6 @@ def _remove_empty(created: list[Path]) -> None:
 
 def recover(journal_path: str | Path) -> Outcome:
     """Turn a run's journal into its record, beside it, marked incomplete. Raises UsageError."""
-    from bench.records.journal import read_journal
 
     journal_path = Path(journal_path)
     done = journal_path.parent / (journal_path.name.removesuffix(".journal.jsonl") + ".json")

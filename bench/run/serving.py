@@ -2,6 +2,8 @@
 
 `check_installed` runs before anything is built and refuses, in one line, what the installed libraries, the model or
 the device cannot do; `apply` returns what was actually applied, which is what the record keeps.
+
+diffusers' hooks and attention dispatch are imported where an option needs them.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 import torch
 
 from bench.core.errors import UsageError
-from bench.run.options import Options
+from bench.run.options import Options, refuse_gpu_only
 
 # Step-cache thresholds: diffusers' documented defaults, named so the record says what ran.
 FIRST_BLOCK_THRESHOLD = 0.05
@@ -35,8 +37,7 @@ def check_installed(options: Options, denoiser_cls: type, device: str) -> None:
                              "them only for Flux; use --cache first-block, faster or pab")
     if options.quantize == "fp8" and not hasattr(torch, "float8_e4m3fn"):
         raise UsageError("--quantize fp8 needs a torch with float8 dtypes (2.1 or newer)")
-    if device == "cpu" and (options.offload or options.memory_cap_gib):
-        raise UsageError("--offload and --memory-cap need a GPU; drop them or use --device cuda")
+    refuse_gpu_only(options, device)
 
 
 def _check_attention_backend(backend: str) -> None:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+from collections.abc import Callable
 from multiprocessing.connection import wait
 from typing import Any
-from collections.abc import Callable
 
 from bench.records.journal import Message, decode
+from bench.run.job import Job
+from bench.run.worker import worker_main
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 GO = b"go"
@@ -45,12 +47,11 @@ class Signals:
         return f"interrupted by {name}" + (" (Ctrl-C)" if name == "SIGINT" else "")
 
 
-def supervise(jobs: list[dict[str, Any]], on_message: Callable[[Message], None], signals: Signals,
+def supervise(jobs: list[Job], on_message: Callable[[Message], None], signals: Signals,
               all_or_none: bool) -> str | None:
     """Run one worker per job to its end. Messages are tagged with their worker's index and passed on. Returns None
     when every worker finished, 'failed' when one reported a failure, else why the run stopped (an interrupt, a
     dead worker). all_or_none: one worker's end dooms the rest (context parallelism: they would wait forever)."""
-    from bench.run.worker import worker_main
 
     ctx = multiprocessing.get_context("spawn")
     pipes = [ctx.Pipe(duplex=True) for _ in jobs]  # pipes, not Queues: no semaphores left behind
@@ -84,7 +85,7 @@ def _pump(procs: list[Any], conns: list[Any], on_message: Callable[[Message], No
             if msg is None:  # the pipe closed: the worker is gone
                 live.pop(index)
                 continue
-            on_message(Message(msg.kind, {**msg.fields, "worker": index}))
+            on_message(msg.model_copy(update={"worker": index}))
             if msg.kind == "ready":
                 ready.add(index)
             if msg.kind in ("done", "failed"):
@@ -137,7 +138,7 @@ def _drain(index: int, conn: Any, on_message: Callable[[Message], None]) -> None
     try:
         while conn.poll(0.05):
             msg = decode(conn.recv_bytes())
-            on_message(Message(msg.kind, {**msg.fields, "worker": index}))
+            on_message(msg.model_copy(update={"worker": index}))
     except (EOFError, OSError):
         return
 

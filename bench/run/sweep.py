@@ -54,9 +54,9 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.run import sweep_launch
 from bench.core.errors import UsageError
 from bench.records.schema import ResultRecord, load_record
+from bench.run import sweep_launch
 from bench.run.sweep_plan import Cell, Sweep, load_sweep
 
 LAUNCHERS = ("local", "slurm")
@@ -134,7 +134,7 @@ def _result(sweep: Sweep, earlier: Found, codes: dict[str, int], stopped: int | 
             old = {p for p, _ in earlier.get(cell.label, [])}
             found = [(p, r) for p, r in now.get(cell.label, []) if p not in old]
         path, record = found[0] if found else (None, None)
-        rate = record.summary["video_minutes_per_gpu_hour"] if record is not None else None
+        rate = record.summary.video_minutes_per_gpu_hour if record is not None else None
         rows.append(CellResult(cell, _status(record, code, planned), path, rate))
     ok = all(r.status in ("done", "done earlier", "to run") for r in rows)
     return SweepResult(sweep, tuple(rows), 128 + stopped if stopped else 0 if ok else 1)

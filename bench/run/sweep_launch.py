@@ -1,5 +1,8 @@
 """Launchers of a sweep's cells: one after another in this process's care (local), or as Slurm jobs through
-submitit. Either way a cell is its own `t2vbench run` process; see bench.run.sweep."""
+submitit. Either way a cell is its own `t2vbench run` process; see bench.run.sweep.
+
+submitit is an optional extra, imported only for --launcher slurm.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.core.errors import UsageError
+from bench.run.parallel import parse_parallel
+from bench.run.supervise import HANDLED_SIGNALS
 from bench.run.sweep_plan import Cell, Sweep
 
 DEFAULT_TIME_MIN = 60  # submitit's own default (5 min) would kill most GPU cells
@@ -23,7 +28,6 @@ class _Stop:
     has written its record."""
 
     def __init__(self) -> None:
-        from bench.run.supervise import HANDLED_SIGNALS
 
         self.signals, self.received, self.child, self._old = HANDLED_SIGNALS, None, None, {}
 
@@ -131,7 +135,6 @@ def _wait(jobs: list[tuple[Cell, Any]], stop: _Stop) -> None:
 
 def _gpus_per_node(cell: Cell) -> int:
     """GPUs to ask Slurm for: none for a CPU cell, the world size of a context-parallel one, else its workers."""
-    from bench.run.parallel import parse_parallel
 
     if cell.values.get("device") == "cpu":
         return 0

@@ -16,52 +16,18 @@ from typing import Any
 
 from bench.core.errors import UsageError
 from bench.core.text import shown
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from bench.core.tomlfile import read_toml
+from bench.run.flags import BY_KEY
+from bench.run.flags import run_config as flag_config
+from bench.run.runner import DEFAULT_OUT, RunConfig, prepare
 
 MAX_SWEEP_BYTES = 64 * 1024  # a sweep file is a screenful of TOML: bound what we parse
 MAX_CELLS = 512
 MAX_TEXT_CHARS = 2000
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # the name ends up in labels and folder names
 TOP_KEYS = ("name", "models", "run", "matrix", "slurm")
-# A sweep key -> (its `t2vbench run` flag, its type, where it lands in the RunConfig: a field, `overrides.<setting>`
-# or `options.<option>`). The flag and the field must agree with bench.cli; tests/test_sweep.py parses the flags
-# with the real parser and compares the configs.
-KEYS: dict[str, tuple[str, type, str]] = {
-    "height": ("--height", int, "overrides.height"),
-    "width": ("--width", int, "overrides.width"),
-    "frames": ("--frames", int, "overrides.num_frames"),
-    "fps": ("--fps", float, "overrides.fps"),
-    "steps": ("--steps", int, "overrides.steps"),
-    "guidance": ("--guidance", float, "overrides.guidance_scale"),
-    "guidance_2": ("--guidance-2", float, "overrides.guidance_scale_2"),
-    "preset": ("--preset", str, "preset"),
-    "weights": ("--weights", str, "weights"),
-    "device": ("--device", str, "device"),
-    "dtype": ("--dtype", str, "dtype"),
-    "repeats": ("--repeats", int, "repeats"),
-    "time_budget": ("--time-budget", float, "time_budget_s"),
-    "warmup": ("--warmup", int, "warmup"),
-    "seed": ("--seed", int, "seed"),
-    "prompt": ("--prompt", str, "prompt"),
-    "telemetry": ("--telemetry", str, "telemetry"),
-    "sample_period": ("--sample-period", float, "sample_period_s"),
-    "save_video": ("--save-video", bool, "save_video"),
-    "gpus": ("--workers", int, "workers"),  # data parallel: workers of one run on one node; 1 is a plain run
-    "parallel": ("--parallel", str, "parallel"),  # context parallel: ulysses=N[,ring=M]
-    "compile": ("--compile", bool, "options.compile"),
-    "attention_backend": ("--attention-backend", str, "options.attention_backend"),
-    "offload": ("--offload", str, "options.offload"),
-    "vae_tiling": ("--vae-tiling", bool, "options.vae_tiling"),
-    "quantize": ("--quantize", str, "options.quantize"),
-    "cache": ("--cache", str, "options.cache"),
-    "memory_cap": ("--memory-cap", float, "options.memory_cap_gib"),
-    "fidelity": ("--fidelity", bool, "options.fidelity"),
-}
-OPTION_KEYS = tuple(k for k, (_, _, target) in KEYS.items() if target.startswith("options."))
+KEYS = BY_KEY  # a sweep key -> its run flag (bench.run.flags: one table for the parser, the sweep and the checks)
+OPTION_KEYS = tuple(k for k, f in KEYS.items() if f.group == "serving")
 # [slurm] keys -> type; passed to submitit (bench.run.sweep explains each).
 SLURM_KEYS: dict[str, type] = {"partition": str, "account": str, "qos": str, "constraint": str, "exclude": str,
                                "time_min": int, "mem_gb": float, "cpus_per_task": int, "array_parallelism": int,
@@ -102,7 +68,6 @@ class Sweep:
 def load_sweep(path: str | Path, out: Path | None = None) -> Sweep:
     """Read a sweep file, expand its cells and check each as `t2vbench run` would. out defaults to
     t2vbench-results/sweep-<name>. Raises UsageError naming the file, the key or the cell, and the fix."""
-    from bench.run.runner import DEFAULT_OUT
 
     path = Path(path)
     where = f"sweep {shown(str(path))}"
@@ -126,20 +91,7 @@ def load_sweep(path: str | Path, out: Path | None = None) -> Sweep:
 
 
 def _read(path: Path, where: str) -> dict[str, Any]:
-    if not path.is_file():
-        raise UsageError(f"{where}: no such file (or not a regular file); give a sweep TOML file")
-    try:
-        with path.open("rb") as f:
-            raw = f.read(MAX_SWEEP_BYTES + 1)
-        if len(raw) > MAX_SWEEP_BYTES:
-            raise UsageError(f"{where}: larger than {MAX_SWEEP_BYTES} bytes; a sweep is a short TOML file")
-        return tomllib.loads(raw.decode("utf-8"))
-    except OSError as exc:
-        raise UsageError(f"{where}: cannot read it ({exc.strerror})") from None
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{where}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
-    except (ValueError, RecursionError) as exc:  # TOMLDecodeError, a 5,000-digit integer, deep nesting
-        raise UsageError(f"{where}: not valid TOML ({' '.join(str(exc).split())[:200]})") from None
+    return read_toml(path, MAX_SWEEP_BYTES, where, "a sweep")[0]
 
 
 def _unknown(table: dict[str, Any], known: Any, where: str, what: str) -> None:
@@ -161,7 +113,7 @@ def _table(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
 
 def _value(key: str, value: Any, where: str) -> Any:
     """A sweep value of the key's type (ints accepted for floats). Ranges are the run's to check."""
-    kind = KEYS[key][1]
+    kind = KEYS[key].kind
     if kind is bool and isinstance(value, bool):
         return value
     if kind is int and isinstance(value, int) and not isinstance(value, bool):
@@ -239,27 +191,19 @@ def make_cell(name: str, model: str, values: dict[str, Any], varied: tuple[str, 
     canonical = json.dumps({"model": model, **values}, sort_keys=True, separators=(",", ":"))
     cell_id = hashlib.sha256(canonical.encode()).hexdigest()[:10]
     label = f"sweep:{name}:{cell_id}"
-    flags = [KEYS[k][0] if v is True else f"{KEYS[k][0]}={v}" for k, v in values.items()]
+    flags = [KEYS[k].flag if v is True else f"{KEYS[k].flag}={v}" for k, v in values.items()]
     argv = (model, *flags, f"--out={out}", f"--label={label}")
     return Cell(cell_id, model, values, varied, label, argv)
 
 
-def run_config(cell: Cell, out: Path) -> Any:
-    """The bench.run.runner.RunConfig that `t2vbench run` builds from the cell's flags."""
-    from bench.run.options import Options
-    from bench.run.runner import RunConfig
-
-    parts: dict[str, dict[str, Any]] = {"overrides": {}, "options": {}, "": {}}
-    for key, value in cell.values.items():
-        group, _, field = KEYS[key][2].rpartition(".")
-        parts[group][field] = value
-    return RunConfig(model=cell.model, overrides=parts["overrides"], options=Options(**parts["options"]),
-                     out_dir=out, label=cell.label, command=("t2vbench", "run", *cell.argv), **parts[""])
+def run_config(cell: Cell, out: Path) -> RunConfig:
+    """The RunConfig that `t2vbench run` builds from the cell's flags."""
+    values = {KEYS[key].dest: value for key, value in cell.values.items()}
+    return flag_config(cell.model, values, out_dir=out, label=cell.label, command=("t2vbench", "run", *cell.argv))
 
 
 def check_cells(cells: list[Cell], out: Path, where: str) -> None:
     """Every cell through the run's own checks, before the first one runs. Raises UsageError naming the cell."""
-    from bench.run.runner import prepare
 
     for cell in cells:
         try:

@@ -1,4 +1,7 @@
-"""One generation, timed end to end and split into stages, with energy read at the same marks."""
+"""One generation, timed end to end and split into stages, with energy read at the same marks.
+
+torch is imported inside generate(): the module itself imports no torch, so the parent may import it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,9 @@ import inspect
 import time
 from collections.abc import Callable
 from typing import Any
+
+from bench.core.errors import UsageError
+from bench.core.specs import Settings
 
 
 class StageClock:
@@ -78,23 +84,23 @@ def _add(total: float | None, start_j: float | None, end_j: float | None) -> flo
     return total + end_j - start_j
 
 
-def call_kwargs(pipe: Any, job: dict[str, Any]) -> dict[str, Any]:
-    """Arguments of one pipeline call at the job's settings."""
-    s = job["settings"]
+def call_kwargs(pipe: Any, settings: Settings, prompt: str) -> dict[str, Any]:
+    """Arguments of one pipeline call at these settings."""
+    s = settings
     kwargs = {
-        "prompt": job["prompt"],
-        "height": s["height"],
-        "width": s["width"],
-        "num_frames": s["num_frames"],
-        "num_inference_steps": s["steps"],
-        "guidance_scale": s["guidance_scale"],
-        "max_sequence_length": s["max_sequence_length"],
+        "prompt": prompt,
+        "height": s.height,
+        "width": s.width,
+        "num_frames": s.num_frames,
+        "num_inference_steps": s.steps,
+        "guidance_scale": s.guidance_scale,
+        "max_sequence_length": s.max_sequence_length,
         "output_type": "np",
     }
-    if s.get("guidance_scale_2") is not None:  # only two-expert pipelines take it (Wan 2.2 A14B's low-noise expert)
-        kwargs["guidance_scale_2"] = s["guidance_scale_2"]
+    if s.guidance_scale_2 is not None:  # only two-expert pipelines take it (Wan 2.2 A14B's low-noise expert)
+        kwargs["guidance_scale_2"] = s.guidance_scale_2
     if "frame_rate" in inspect.signature(pipe.__call__).parameters:  # LTX conditions on playback rate
-        kwargs["frame_rate"] = s["fps"]
+        kwargs["frame_rate"] = s.fps
     return kwargs
 
 
@@ -113,7 +119,6 @@ def generate(pipe: Any, clock: StageClock, kwargs: dict[str, Any], seed: int, de
     end, end_j = time.perf_counter(), clock.energy()
     frames = out.frames[0]
     if len(frames) != kwargs["num_frames"]:  # video seconds would be wrong: never record them
-        from bench.core.errors import UsageError
 
         raise UsageError(
             f"the pipeline returned {len(frames)} frames for --frames {kwargs['num_frames']}; "

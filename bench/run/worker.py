@@ -1,6 +1,9 @@
 """The benchmark worker: runs in its own process (as pyperf does), so a crash or an interrupt loses no finished
 generation. It sends typed messages (bench.records.journal) as JSON over a pipe, each as soon as it is known: the device
 before the model is built, every generation as it finishes, the telemetry series in chunks while it is sampled.
+
+torch, diffusers, transformers and psutil are imported inside the functions the worker process runs: the parent
+imports this module to start workers and must stay without torch.
 """
 
 from __future__ import annotations
@@ -14,12 +17,20 @@ import signal
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from bench import telemetry
+from bench.core.errors import UsageError
+from bench.core.specs import load_spec_file
 from bench.records.journal import encode, message
-from bench.run.timing import generate  # stdlib-only module: no torch at import
+from bench.run import environment, memory, parallel
+from bench.run.job import Job
+from bench.run.timing import StageClock, call_kwargs, generate  # timing imports no torch
+from bench.telemetry import rapl
+from bench.telemetry.sampler import Sampler
 
 Send = Callable[..., None]
 SERIES_CHUNK_S = 2.0  # how often the sampled series is streamed to the parent
@@ -27,8 +38,6 @@ SERIES_CHUNK_S = 2.0  # how often the sampled series is streamed to the parent
 
 def resolve_device(requested: str) -> str:
     import torch
-
-    from bench.core.errors import UsageError
 
     if requested == "auto":
         return "cuda:0" if torch.cuda.is_available() else "cpu"
@@ -47,9 +56,6 @@ def check_memory(spec: Any, device: str, dtype: Any, offload: str | None) -> Non
     offloading the weights live in host RAM and only part of them must fit the GPU)."""
     import psutil
     import torch
-
-    from bench.run import memory
-    from bench.core.errors import UsageError
 
     parts = memory.component_bytes(spec, torch.finfo(dtype).bits // 8)
     dtype_name = str(dtype).removeprefix("torch.")
@@ -112,12 +118,9 @@ def _can_reset_rss() -> bool:
         return False
 
 
-def _open_telemetry(job: dict[str, Any], device: str) -> Any:
+def _open_telemetry(job: Job, device: str) -> Any:
     """The telemetry backend for this device; an explicitly named backend that cannot measure is a user error."""
     import torch
-
-    from bench import telemetry
-    from bench.core.errors import UsageError
 
     uuid = bdf = None
     if device != "cpu":
@@ -126,16 +129,15 @@ def _open_telemetry(job: dict[str, Any], device: str) -> Any:
         if getattr(props, "pci_bus_id", None) is not None:
             bdf = f"{props.pci_domain_id:04x}:{props.pci_bus_id:02x}:{props.pci_device_id:02x}.0"
     try:
-        return telemetry.open_backend(job["telemetry"], device, uuid, bdf, is_rocm=bool(torch.version.hip))
+        return telemetry.open_backend(job.telemetry, device, uuid, bdf, is_rocm=bool(torch.version.hip))
     except telemetry.TelemetryUnavailable as exc:
-        raise UsageError(f"--telemetry {job['telemetry']}: {exc}") from None
+        raise UsageError(f"--telemetry {job.telemetry}: {exc}") from None
 
 
 @contextlib.contextmanager
 def _streamed_telemetry(backend: Any, period_s: float, send: Send) -> Iterator[Any]:
     """Sample the backend for the duration of the block, sending the series in chunks as it grows; the sampler
     stops and the last chunk is sent however the block ends."""
-    from bench.telemetry.sampler import Sampler
 
     if backend.name == "none":
         yield None
@@ -161,27 +163,18 @@ def _streamed_telemetry(backend: Any, period_s: float, send: Send) -> Iterator[A
         send("telemetry", read_errors=errors)
 
 
-def _run(job: dict[str, Any], send: Send, wait_go: Callable[[], None], where: dict[str, str]) -> None:
+def _run(job: Job, send: Send, wait_go: Callable[[], None], where: dict[str, str]) -> None:
     import torch
 
-    from bench import telemetry
-    from bench.run import environment
-    from bench.run import parallel
     from bench.run import serving
-    from bench.run.parallel import Layout
     from bench.run.build import DTYPES, build_pipeline, resolve_class
-    from bench.run.options import Options
-    from bench.core.specs import load_spec_file
-    from bench.telemetry import rapl
-    from bench.run.timing import StageClock, call_kwargs
 
-    spec = load_spec_file(job["spec_path"])
-    options = Options(**job["options"])
-    lay = Layout(**job["layout"])
-    device = resolve_device(job["device"])
-    if device == "cpu" and job["world"] > 1:  # workers share the cores instead of fighting over them
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // job["world"]))
-    dtype_name = job["dtype"] if job["dtype"] != "auto" else ("float32" if device == "cpu" else "bfloat16")
+    spec = load_spec_file(job.spec_path)
+    options, lay = job.options, job.layout
+    device = resolve_device(job.device)
+    if device == "cpu" and job.world > 1:  # workers share the cores instead of fighting over them
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // job.world))
+    dtype_name = job.dtype if job.dtype != "auto" else ("float32" if device == "cpu" else "bfloat16")
     dtype = DTYPES[dtype_name]
     where["dtype"] = dtype_name
     denoiser_cls = resolve_class(spec.components[spec.denoiser]["class"])
@@ -192,7 +185,7 @@ def _run(job: dict[str, Any], send: Send, wait_go: Callable[[], None], where: di
     env = environment.describe(device)
     backend = _open_telemetry(job, device)
     try:
-        info = telemetry.describe(backend, job["sample_period_s"])
+        info = telemetry.describe(backend, job.sample_period_s)
         name = (info["device"] or {}).get("name") or env["device_name"]
         send("device", device=device, dtype=dtype_name, environment=env,
              hardware_class=environment.hardware_class(name, "cpu" if device == "cpu" else "gpu"))
@@ -205,7 +198,7 @@ def _run(job: dict[str, Any], send: Send, wait_go: Callable[[], None], where: di
         torch.manual_seed(0)  # random weights alike on every rank of a context-parallel group
         # Offloaded weights live in host RAM; random ones are drawn on the GPU (seconds, not minutes) and parked
         # there one component at a time, before the memory cap applies.
-        pipe = build_pipeline(spec, job["weights"], device, dtype, park="cpu" if options.offload else None)
+        pipe = build_pipeline(spec, job.weights, device, dtype, park="cpu" if options.offload else None)
         applied = serving.cap_memory(options, device)
         applied.update(serving.place(pipe, options, device))
         if lay.mode == "context":
@@ -213,54 +206,52 @@ def _run(job: dict[str, Any], send: Send, wait_go: Callable[[], None], where: di
         sync()
         load_s = time.perf_counter() - start
         clock = StageClock(pipe, sync, backend.energy_j, lambda step: send("step", step=step))
-        kwargs = call_kwargs(pipe, job)
+        kwargs = call_kwargs(pipe, job.settings, job.prompt)
         reference = None
         if options.needs_reference():
             where["stage"] = "the plain reference generation"
-            _, reference = generate(pipe, clock, kwargs, lay.seeds(job["seed"], job["worker"], 0), device)
+            _, reference = generate(pipe, clock, kwargs, lay.seeds(job.seed, job.worker, 0), device)
         applied.update(serving.apply(pipe, spec.denoiser, options, dtype))
         send("loaded", load_s=load_s, options=applied)
 
-        for k in range(job["warmup"]):
+        for k in range(job.warmup):
             where["stage"] = f"warm-up {k + 1}"
-            timing, _ = generate(pipe, clock, kwargs, lay.warmup_seed(job["seed"], job["worker"], k), device)
+            timing, _ = generate(pipe, clock, kwargs, lay.warmup_seed(job.seed, job.worker, k), device)
             send("warmup", index=k, seed=timing["seed"], latency_s=timing["latency_s"])
-        if job["world"] > 1:  # every worker starts timing on the same signal: one window for the server figures
+        if job.world > 1:  # every worker starts timing on the same signal: one window for the server figures
             where["stage"] = "waiting for the other workers"
             send("ready")
             wait_go()
         graphs = serving.compiled_graphs()
         rapl_before, rapl_reason = rapl.read_packages_uj()
-        with _streamed_telemetry(backend, job["sample_period_s"], send) as sampler:
+        with _streamed_telemetry(backend, job.sample_period_s, send) as sampler:
             t0 = sampler.t0 if sampler else time.perf_counter()
             frames = time_generations(pipe, clock, kwargs, job, device, send, where, t0, reference)
         rapl_after, _ = rapl.read_packages_uj()
         send("cpu_energy", **_cpu_energy(rapl, rapl_before, rapl_after, rapl_reason))
     finally:
         backend.close()
-    if job["video_path"] is not None and frames is not None:
+    if job.video_path is not None and frames is not None:
         from diffusers.utils import export_to_video
 
-        export_to_video(list(frames), job["video_path"], fps=job["settings"]["fps"])
-        send("video", path=job["video_path"])
+        export_to_video(list(frames), job.video_path, fps=job.settings.fps)
+        send("video", path=job.video_path)
     send("done", recompiles=serving.compiled_graphs() - graphs)
 
 
-def time_generations(pipe: Any, clock: Any, kwargs: dict[str, Any], job: dict[str, Any], device: str, send: Send,
+def time_generations(pipe: Any, clock: Any, kwargs: dict[str, Any], job: Job, device: str, send: Send,
                      where: dict[str, str], t0: float, reference: Any = None) -> Any:
     """The timed generations: until `repeats` are done or the time budget is spent. Each is sent as it finishes,
     with its own peak memory. Returns the last generation's frames."""
     from bench.run import serving
 
-    from bench.run.parallel import Layout
-
-    lay, worker = Layout(**job.get("layout", {})), job.get("worker", 0)
+    lay, worker = job.layout, job.worker
     memory = PeakMemory(device)
-    frames, index, budget = None, 0, job["time_budget_s"]
-    while index < job["repeats"] and (budget is None or time.perf_counter() - t0 < budget):
+    frames, index, budget = None, 0, job.time_budget_s
+    while index < job.repeats and (budget is None or time.perf_counter() - t0 < budget):
         where["stage"] = f"timed generation {index + 1}"
         memory.reset()
-        timing, frames = generate(pipe, clock, kwargs, lay.seeds(job["seed"], worker, index), device, t0)
+        timing, frames = generate(pipe, clock, kwargs, lay.seeds(job.seed, worker, index), device, t0)
         send("generation", index=index, **timing, peak_memory_bytes=memory.peak_bytes(),
              peak_memory_method=memory.method)
         if index == 0 and reference is not None:
@@ -279,7 +270,6 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     for name in ("diffusers", "transformers", "torch"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    import warnings
 
     warnings.filterwarnings("ignore")
     try:
@@ -310,16 +300,15 @@ def out_of_memory(exc: BaseException) -> bool:
             or "can't allocate memory" in str(exc))
 
 
-def _failure(exc: BaseException, job: dict[str, Any], where: dict[str, str]) -> dict[str, str]:
-    from bench.core.errors import UsageError
+def _failure(exc: BaseException, job: Job, where: dict[str, str]) -> dict[str, str]:
 
     if isinstance(exc, UsageError):
         return {"reason": "user", "message": str(exc)}
     if out_of_memory(exc):
-        s = job["settings"]
+        s = job.settings
         return {"reason": "oom", "message": (
-            f"out of memory during {where['stage']} at {s['width']}x{s['height']}, {s['num_frames']} frames, "
-            f"{where.get('dtype', job['dtype'])} ({str(exc).strip().splitlines()[0][:160]}): lower --width, --height or --frames, "
+            f"out of memory during {where['stage']} at {s.width}x{s.height}, {s.num_frames} frames, "
+            f"{where.get('dtype', job.dtype)} ({str(exc).strip().splitlines()[0][:160]}): lower --width, --height or --frames, "
             "use --offload group, or a machine with more memory")}
     return {"reason": "crash", "message": traceback.format_exc()}
 
@@ -329,15 +318,14 @@ def _exit_on_term(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)
 
 
-def worker_main(job: dict[str, Any], conn: Any) -> None:
+def worker_main(job: Job, conn: Any) -> None:
     """Entry point of the worker process. Interrupts are the parent's to handle: it stops us and keeps our results.
     The parent starts us with SIGINT and SIGTERM blocked, so no signal lands before we ignore SIGINT here; the
     parent's SIGTERM ends us through SystemExit, which no `except Exception` below swallows."""
-    import signal as sig
 
-    signal.signal(sig.SIGINT, sig.SIG_IGN)
-    signal.signal(sig.SIGTERM, _exit_on_term)  # a clean exit: multiprocessing's finalizers release our semaphores
-    signal.pthread_sigmask(sig.SIG_UNBLOCK, {sig.SIGINT, sig.SIGTERM})
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit_on_term)  # a clean exit: multiprocessing's finalizers release our semaphores
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     _exit_with_parent()
     lock = threading.Lock()
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.telemetry.amd import AmdSmiBackend
 from bench.telemetry.base import Backend, NullBackend, TelemetryUnavailable
+from bench.telemetry.nvml import NvmlBackend
 
 BACKENDS = ("nvml", "amdsmi", "none")  # the names a record's telemetry.backend may hold
 CHOICES = ("auto", *BACKENDS)  # what --telemetry accepts
@@ -17,8 +19,6 @@ def open_backend(choice: str, device: str, uuid: str | None = None, bdf: str | N
     'auto' probes NVML then amdsmi and ends with a NullBackend that says why each failed. A backend named
     explicitly that cannot measure raises TelemetryUnavailable (the caller turns it into a user error).
     """
-    from bench.telemetry.amd import AmdSmiBackend
-    from bench.telemetry.nvml import NvmlBackend
 
     if choice not in CHOICES:
         raise TelemetryUnavailable(f"unknown telemetry backend {choice!r}; use one of {', '.join(CHOICES)}")

@@ -13,17 +13,13 @@ import dataclasses
 import difflib
 import math
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
+from bench.core import hardware
 from bench.core.errors import UsageError
 from bench.core.text import shown
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from bench.core.tomlfile import read_toml
 
 PRESETS = Path(__file__).parent
 MAX_SCENARIO_BYTES = 64 * 1024  # a scenario is a few hundred bytes; bound what we parse
@@ -160,25 +156,7 @@ def _read(path: Path) -> dict[str, Any]:
     where = f"--scenario {shown(str(path))}"
     if path.is_dir():
         raise UsageError(f"{where}: is a folder; give a scenario TOML file or a preset name")
-    if not path.is_file():
-        raise UsageError(f"{where}: no such file (or not a regular file)")
-    try:
-        with path.open("rb") as f:
-            raw = f.read(MAX_SCENARIO_BYTES + 1)
-    except OSError as exc:
-        raise UsageError(f"{where}: cannot read it ({exc.strerror})") from None
-    if len(raw) > MAX_SCENARIO_BYTES:
-        raise UsageError(f"{where}: larger than {MAX_SCENARIO_BYTES} bytes; a scenario is a short TOML file")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{where}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
-    try:
-        return tomllib.loads(text)
-    except RecursionError:
-        raise UsageError(f"{where}: nested too deeply; a scenario is a flat TOML file") from None
-    except ValueError as exc:  # TOMLDecodeError, and int() refusing a 5,000-digit number
-        raise UsageError(f"{where}: not valid TOML ({' '.join(str(exc).split())})") from None
+    return read_toml(path, MAX_SCENARIO_BYTES, where, "a scenario")[0]
 
 
 def load_scenario(name_or_path: str, overrides: dict[str, float] | None = None) -> Scenario:
@@ -208,7 +186,6 @@ def _unknown(data: dict[str, Any], known: Any, where: str) -> None:
 
 
 def _hardware(value: Any, where: str) -> str:
-    from bench.core import hardware
 
     if not isinstance(value, str):
         raise UsageError(f"{where}: field 'hardware' must be a hardware class name, not {shown(value)}")

@@ -1,7 +1,8 @@
 """`t2vbench report`: one static, self-contained HTML page with the comparison table and plots.
 
-bench.present.report.plots and bench.present.report.timeline draw (matplotlib -> SVG text); bench.present.report.page builds the HTML and
-escapes every string; this module picks what to show and writes the file. The file is written atomically
+bench.present.report.plots and bench.present.report.timeline draw (matplotlib -> SVG text); bench.present.report.page renders
+the HTML from templates/ with jinja2, autoescaped, every value's control and bidi characters made visible
+(bench.present.report.characters); this module picks what to show and writes the file. The file is written atomically
 (temporary file, then link or rename) and an existing one is never replaced unless --force: a report is cheap to
 make again, but a mistyped -o must not destroy a file.
 """
@@ -13,13 +14,13 @@ import datetime
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.analysis.compare import DEFAULT_BASELINE, DEFAULT_SCENARIO, Comparison, build
 from bench.analysis.collect import load
+from bench.analysis.compare import DEFAULT_BASELINE, DEFAULT_SCENARIO, Comparison, build
 from bench.core.errors import UsageError
-from bench.core.files import nearest_existing, write_atomic, writable_ancestor
+from bench.core.files import nearest_existing, writable_ancestor, write_atomic
+from bench.core.text import shown
 from bench.present.report import plots, timeline
 from bench.present.report.page import Plot, render
-from bench.core.text import shown
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,11 +78,9 @@ def figures(c: Comparison, chosen: tuple[Path, object] | None) -> list[Plot]:
 def _pick_timeline(c: Comparison, path: Path | None) -> tuple[Path, object] | None:
     """--timeline's record, else the newest GPU record with a series among those shown (toys only with
     --allow-toy)."""
-    from bench.analysis.registry import is_tiny
-
     if path is not None:
         return timeline.chosen(path)
-    return timeline.newest([(p, r) for p, r in c.loaded.records if c.allow_toy or not is_tiny(r)])
+    return timeline.newest([(p, r) for p, r in c.loaded.records if c.allow_toy or not r.is_tiny])
 
 
 def write_report(paths: Sequence[str | Path], out: Path, timeline_path: Path | None = None,

@@ -2,7 +2,7 @@
 
 Text is drawn as paths (svg.fonttype 'path'), so a plot needs no font at view time; the page embeds each SVG as a
 data: image, where no script can run. Labels that came from files are cut short and have '$' escaped, so that
-matplotlib never reads them as mathtext.
+matplotlib never reads them as mathtext, and show control and bidi characters as escapes (as the page does).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 
 from bench.analysis.compare import Row
+from bench.present.report.characters import visible
 
 COLORS = {"measured": "#2f6db5", "published": "#e08a2c", "estimate": "#c0392b", "toy": "#9a9a9a"}
 STAGE_COLORS = {"text_encode": "#8fb3de", "denoise": "#2f6db5", "vae_decode": "#e08a2c", "other": "#c8c8c8"}
@@ -20,10 +21,11 @@ LABEL_CHARS = 60
 
 
 def text(value: object, limit: int = LABEL_CHARS) -> str:
-    """A string from a file, safe as matplotlib text: bounded, '$' escaped (no mathtext)."""
-    s = str(value)
+    """A string from a file, safe as matplotlib text: bounded, '$' escaped (no mathtext), control and bidi
+    characters shown as escapes (bench.present.report.characters)."""
+    s = str(visible(value))
     s = s if len(s) <= limit else s[: limit - 1] + "…"
-    return s.replace("\\", "\\\\").replace("$", r"\$")
+    return s.replace("$", r"\$")  # every '$' escaped: matplotlib finds no mathtext (a backslash alone is literal)
 
 
 def row_label(row: Row, index: int) -> str:

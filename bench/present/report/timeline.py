@@ -6,11 +6,11 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.core.errors import UsageError
 from bench.analysis.physics import load_checked
-from bench.records.schema import ResultRecord
-from bench.present.report.plots import MAX_POINTS, new_figure, text, to_svg
+from bench.core.errors import UsageError
 from bench.core.text import shown
+from bench.present.report.plots import MAX_POINTS, new_figure, text, to_svg
+from bench.records.schema import ResultRecord
 from bench.telemetry.amd import THROTTLE_BITS as AMD_BITS
 from bench.telemetry.nvml import SLOWDOWNS as NVML_SLOWDOWNS
 from bench.telemetry.nvml import THROTTLE_BITS as NVML_BITS
