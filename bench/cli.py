@@ -41,7 +41,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
-
     p = sub.add_parser("run", help="benchmark one model (no MODEL: the embedded tiny default)")
     p.add_argument("model", nargs="?", default=DEFAULT_MODEL, help=f"spec name (default {DEFAULT_MODEL})")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
@@ -83,7 +82,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_compare(sub: argparse._SubParsersAction) -> None:
-
     cmp = sub.add_parser("compare", help="records, folders or the registry side by side, published figures beside")
     rep = sub.add_parser("report", help="one self-contained HTML page: the comparison, plots and a run's timeline")
     for p in (cmp, rep):
@@ -139,7 +137,6 @@ def _add_fleet(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-
     specs = all_specs()
     if args.memory:
 
@@ -157,14 +154,12 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-
     outcome = run(run_config(args.model, vars(args), command=tuple(args.argv)), progress=not args.json)
     _print_record(outcome.record, outcome.path, args.json)
     return outcome.exit_code
 
 
 def _print_record(record, path: Path, as_json: bool) -> None:
-
     if as_json:
         print(json.dumps({"record": str(path), "complete": record.complete, "summary": record.summary.model_dump(),
                           "warnings": record.warnings, "settings_key": settings_key(record),
@@ -174,13 +169,11 @@ def _print_record(record, path: Path, as_json: bool) -> None:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-
     _print_record(load_checked(args.record), args.record, args.json)
     return 0
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-
     results = submit(args.records, args.results, args.allow_toy)
     for f in results:
         if f.path is None:
@@ -191,7 +184,6 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-
     result = run_sweep(args.file, args.out, args.launcher, args.dry_run, report=lambda line: print(line, flush=True))
     print(format_sweep(result))
     if args.dry_run:
@@ -202,14 +194,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
-
     outcome = recover(args.journal)
     _print_record(outcome.record, outcome.path, False)
     return 0
 
 
 def cmd_fleet(args: argparse.Namespace) -> int:
-
     overrides = scenarios.parse_overrides(args.set)
     scenario = scenarios.load_scenario(args.scenario, overrides)
     if args.plot:
@@ -231,21 +221,18 @@ def cmd_fleet(args: argparse.Namespace) -> int:
 
 
 def cmd_roofline(args: argparse.Namespace) -> int:
-
     result = analyze(args.model, args.hardware, args.dtype, overrides(vars(args)), args.record, args.preset)
     print(json.dumps(result, sort_keys=True) if args.json else format_roofline(result))
     return 0
 
 
 def cmd_hardware(args: argparse.Namespace) -> int:
-
     classes = list(catalogue().values())
     print(json.dumps([dataclasses.asdict(h) for h in classes]) if args.json else format_hardware(classes))
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-
     result = compare(args.paths, args.baseline, args.scenario, args.allow_toy)
     if args.csv or args.json:
         for line in result.skipped:  # the document on stdout stays machine-readable
@@ -257,7 +244,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-
     written = write_report(args.paths, args.out, timeline_path=args.timeline, baseline=args.baseline,
                            scenario=args.scenario, allow_toy=args.allow_toy, force=args.force)
     print(f"report: {clean(written.path)} ({written.rows} rows; timeline: {clean(written.timeline or 'none')})")
@@ -273,7 +259,6 @@ COMMANDS = {"compare": cmd_compare, "report": cmd_report,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)

@@ -230,12 +230,10 @@ def _version(dist: str, metadata: Any) -> str | None:
 
 
 def _cache_dir() -> Any:
-
     return Path(os.environ.get("T2VBENCH_CACHE_DIR") or Path.home() / ".cache" / "t2vbench")
 
 
 def _read_cache(path: Any) -> dict[str, float]:
-
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -247,7 +245,6 @@ def _read_cache(path: Any) -> dict[str, float]:
 
 
 def _write_cache(path: Any, cache: dict[str, float]) -> None:
-
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")

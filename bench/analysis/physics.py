@@ -106,7 +106,6 @@ def spec_flops(name: str, settings: Any) -> float | None:
 
 
 def _telemetry(record: ResultRecord) -> list[str]:
-
     t = record.telemetry
     if not t.available:
         return []

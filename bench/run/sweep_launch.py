@@ -28,7 +28,6 @@ class _Stop:
     has written its record."""
 
     def __init__(self) -> None:
-
         self.signals, self.received, self.child, self._old = HANDLED_SIGNALS, None, None, {}
 
     def __enter__(self) -> _Stop:

@@ -301,7 +301,6 @@ def out_of_memory(exc: BaseException) -> bool:
 
 
 def _failure(exc: BaseException, job: Job, where: dict[str, str]) -> dict[str, str]:
-
     if isinstance(exc, UsageError):
         return {"reason": "user", "message": str(exc)}
     if out_of_memory(exc):

@@ -186,7 +186,6 @@ def _unknown(data: dict[str, Any], known: Any, where: str) -> None:
 
 
 def _hardware(value: Any, where: str) -> str:
-
     if not isinstance(value, str):
         raise UsageError(f"{where}: field 'hardware' must be a hardware class name, not {shown(value)}")
     try:
