@@ -19,7 +19,7 @@ from bench.analysis.compare import DEFAULT_BASELINE, DEFAULT_SCENARIO, compare
 from bench.analysis.physics import load_checked
 from bench.analysis.registry import submit
 from bench.analysis.roofline import analyze
-from bench.core.errors import UsageError
+from bench.core.errors import Interrupted, UsageError
 from bench.core.hardware import catalogue
 from bench.core.specs import DEFAULT_MODEL, all_specs
 from bench.core.text import clean
@@ -110,7 +110,10 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
                    "with the same one to resume")
     p.add_argument("--launcher", choices=("local", "slurm"), default="local",
                    help="local: one cell after another here; slurm: one job per cell through submitit")
-    p.add_argument("--dry-run", action="store_true", help="check every cell and show the plan; run nothing")
+    p.add_argument("--dry-run", action="store_true", help="check every cell and show the plan (with each cell's "
+                   "predicted seconds where the cost model has evidence); run nothing")
+    p.add_argument("--budget", type=float, metavar="SECONDS", help="wall time for the whole sweep: no cell starts "
+                   "after it, the running one keeps its record (default: the file's budget_s, else none)")
 
 
 def _add_fleet(sub: argparse._SubParsersAction) -> None:
@@ -184,7 +187,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    result = run_sweep(args.file, args.out, args.launcher, args.dry_run, report=lambda line: print(line, flush=True))
+    result = run_sweep(args.file, args.out, args.launcher, args.dry_run, report=lambda line: print(line, flush=True),
+                       budget_s=args.budget)
     print(format_sweep(result))
     if args.dry_run:
         print(format_commands(result))
@@ -273,6 +277,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"t2vbench: error: {clean(str(exc))}", file=sys.stderr)
         return 2
+    except Interrupted as exc:  # a signal stopped a run before its first generation: nothing to keep
+        print(f"t2vbench: {clean(str(exc))}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:  # before a run started measuring: nothing to keep
         print("t2vbench: interrupted", file=sys.stderr)
         return 130

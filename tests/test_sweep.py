@@ -390,3 +390,42 @@ def test_slurm_launcher_runs_cells_through_submitits_local_executor(tmp_path):
     assert sorted(load_record(r.record).label for r in result.cells) == sorted(c.label for c in result.sweep.cells)
     again = sweep.run_sweep(path, out, "slurm", report=lines.append, cluster="local")
     assert [r.status for r in again.cells] == ["done earlier", "done earlier"] and len(lines) == 4
+
+
+def test_a_sweep_predicted_to_overrun_its_budget_is_refused_before_it_starts(tmp_path, no_runs):
+    path = _file(tmp_path, TWO_CELLS)
+    with pytest.raises(sweep.UsageError, match=r"predicted to take 17 s, 7 s over the budget of 10 s"):
+        sweep.run_sweep(path, tmp_path / "out", budget_s=10, predict=lambda cell: 8.5)  # 2 x 8.5 = 17 = 10 + 7
+    assert not (tmp_path / "out").exists()
+    fits = sweep.run_sweep(path, tmp_path / "out", budget_s=10, predict=lambda cell: 4.0, dry_run=True)
+    assert [r.predicted_s for r in fits.cells] == [4.0, 4.0] and fits.exit_code == 0
+
+
+def test_dry_run_shows_each_cells_prediction_and_the_total(tmp_path, no_runs):
+    from bench.present.sweep import format_sweep
+
+    result = sweep.run_sweep(_file(tmp_path, "budget_s = 60\n" + TWO_CELLS), tmp_path / "out", dry_run=True,
+                             predict=lambda cell: 12.0 if cell.values["steps"] == 2 else None)
+    text = format_sweep(result)
+    assert "budget 60 s" in text and "predicted s" in text
+    assert "predicted for the cells to run: 12 s" in text  # the cell without evidence counts as nothing
+    assert result.sweep.budget_s == 60.0
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "true", '"480"', "1e9"])
+def test_a_bad_budget_is_refused_in_one_line(tmp_path, no_runs, value):
+    with pytest.raises(sweep.UsageError, match="budget_s = .*give seconds from 1"):
+        sweep.run_sweep(_file(tmp_path, f"budget_s = {value}\n" + TWO_CELLS), tmp_path / "out", dry_run=True)
+
+
+def test_a_spent_budget_interrupts_the_running_cell_and_skips_the_rest(tmp_path, run_cli):
+    """A real sweep: a budget of 1 s is spent while the first cell is still starting (a Python process that
+    imports torch takes longer), so that cell is interrupted and the second never starts; the sweep exits 0."""
+    out = tmp_path / "out"
+    code, stdout, _ = run_cli("sweep", _file(tmp_path, TWO_CELLS), "--out", out, "--budget", "1")
+    first, second = _cells(TWO_CELLS, tmp_path)
+    rows = {line.split()[0]: line for line in stdout.splitlines() if line[:10] in (first.id, second.id)}
+    assert code == 0, stdout
+    assert "interrupted (budget)" in rows[first.id]  # exit 130: SIGINT before its first generation (no record)
+    assert "not run (budget)" in rows[second.id]
+    assert "budget of 1 s spent during cell" in stdout

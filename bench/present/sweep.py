@@ -16,11 +16,20 @@ def format_sweep(result: SweepResult) -> str:
     """One line per cell: id, model, the matrix's arguments, status, video-min per GPU-hour, record path."""
     sweep = result.sweep
     common = " ".join(f"{k}={v}" for k, v in sweep.common.items()) or "-"
+    predicted = any(r.predicted_s is not None for r in result.cells)
     rows = [[r.cell.id, r.cell.model, r.cell.describe(), r.status,
              "-" if r.video_minutes_per_gpu_hour is None else f"{r.video_minutes_per_gpu_hour:.4g}",
-             r.record or "-"] for r in result.cells]
-    return f"sweep {sweep.name} ({sweep.out}); every cell: {common}\n" + table(
-        rows, ["cell", "model", "arguments", "status", "video-min/GPU-h", "record"])
+             *([_seconds(r.predicted_s)] if predicted else []), r.record or "-"] for r in result.cells]
+    budget = f"; budget {sweep.budget_s:g} s" if sweep.budget_s else ""
+    total = sum(r.predicted_s or 0.0 for r in result.cells if r.status == "to run")
+    head = f"sweep {sweep.name} ({sweep.out}){budget}; every cell: {common}\n"
+    foot = f"\npredicted for the cells to run: {total:.0f} s (cost model; '-': no evidence)" if predicted else ""
+    return head + table(rows, ["cell", "model", "arguments", "status", "video-min/GPU-h",
+                               *(["predicted s"] if predicted else []), "record"]) + foot
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
 
 
 def format_commands(result: SweepResult) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import __version__
-from bench.core.errors import UsageError
+from bench.core.errors import Interrupted, UsageError
 from bench.core.files import nearest_existing, writable_ancestor
 from bench.core.specs import (
     DEFAULT_MODEL,
@@ -256,6 +256,8 @@ def _finish(messages: list[Message], journal: Journal, out: Path, stem: str, rea
         crash = next((f for f in failed if f.reason == "crash"), None)
         if crash is not None:
             raise RuntimeError("the worker failed before any generation finished:\n" + crash.message)
+        if not failed and reason is not None and reason.startswith("interrupted by"):
+            raise Interrupted(f"{reason} before any generation finished: nothing was recorded", _exit_code(reason))
         raise UsageError(reason if failed else f"no generation finished, so nothing was recorded: {reason}")
     try:
         record = build_record(state, reason)

@@ -4,6 +4,7 @@ A sweep file (read by bench.run.sweep_plan; unknown keys are refused)::
 
     name = "attention"                  # optional, default the file's stem; records are labelled sweep:<name>:<id>
     models = ["tiny-wan", "tiny-ltx"]
+    budget_s = 480                      # optional: wall time for the whole sweep (t2vbench sweep --budget overrides)
     [run]                               # flags every cell shares: `t2vbench run` flag names, '-' written '_'
     device = "cpu"
     repeats = 2
@@ -26,7 +27,10 @@ Each cell is one `python -m bench.cli run ... --out DIR --label sweep:<name>:<id
 its model and arguments, so a crash of one cell cannot take the sweep down. Every cell is checked by the run's own
 checks before the first one starts. A cell is done when DIR holds a complete record with its label: a rerun of the
 same command skips it ("done earlier") and runs the rest; incomplete records stay in DIR as evidence and do not
-count. Ctrl-C (or SIGTERM, SIGHUP) goes to the running cell, which keeps what it measured in a record marked
+count. With a budget no cell starts once it is spent and the running cell is interrupted as by Ctrl-C (keeping its
+record, marked incomplete); the cells not run say "not run (budget)" and the sweep exits 0. Where the cost model
+predicts each cell's seconds (`--dry-run` shows them), a sweep predicted to overrun its budget is refused before it
+starts, saying by how much. Ctrl-C (or SIGTERM, SIGHUP) goes to the running cell, which keeps what it measured in a record marked
 incomplete; the sweep then stops (exit 130 for Ctrl-C).
 
 `--launcher slurm` submits the cells to run as Slurm jobs through submitit (`pip install 't2vbench[slurm]'`): one
@@ -57,7 +61,7 @@ from pathlib import Path
 from bench.core.errors import UsageError
 from bench.records.schema import ResultRecord, load_record
 from bench.run import sweep_launch
-from bench.run.sweep_plan import Cell, Sweep, load_sweep
+from bench.run.sweep_plan import Cell, Sweep, check_budget, load_sweep
 
 LAUNCHERS = ("local", "slurm")
 
@@ -65,40 +69,59 @@ LAUNCHERS = ("local", "slurm")
 @dataclasses.dataclass(frozen=True)
 class CellResult:
     cell: Cell
-    status: str  # done | done earlier | to run | not run | incomplete | interrupted | failed (exit N)
+    status: str  # done | done earlier | to run | not run | incomplete | interrupted | failed (exit N), and for a
+    #              budget stop "not run (budget)" or "incomplete (budget)"
     record: Path | None
     video_minutes_per_gpu_hour: float | None
+    predicted_s: float | None = None  # the cost model's seconds for the cell, where it has evidence
 
 
 @dataclasses.dataclass(frozen=True)
 class SweepResult:
     sweep: Sweep
     cells: tuple[CellResult, ...]
-    exit_code: int  # 0 every cell done, 1 a cell failed or is incomplete, 128 + signal when stopped
+    exit_code: int  # 0 every cell done (or skipped by the budget), 1 a cell failed or is incomplete, 128 + signal
 
 
 def run_sweep(path: str | Path, out: Path | None = None, launcher: str = "local", dry_run: bool = False,
-              report: Callable[[str], None] = lambda line: None, cluster: str = "slurm") -> SweepResult:
+              report: Callable[[str], None] = lambda line: None, cluster: str = "slurm",
+              budget_s: float | None = None, predict: Callable[[Cell], float | None] | None = None) -> SweepResult:
     """Run every cell of a sweep file not done earlier; report() gets a line as each cell starts. cluster is
-    submitit's executor for --launcher slurm ('local' in tests). Raises UsageError before anything runs."""
+    submitit's executor for --launcher slurm ('local' in tests). budget_s (else the file's budget_s) bounds the
+    sweep's wall time; predict(cell), where given, is a cell's predicted seconds: a sweep predicted to overrun its
+    budget is refused before it starts. Raises UsageError before anything runs."""
     if launcher not in LAUNCHERS:
         raise UsageError(f"--launcher {launcher}: use {' or '.join(LAUNCHERS)}")
     sweep = load_sweep(path, out)
+    budget_s = check_budget(budget_s, "--budget") or sweep.budget_s
     if launcher == "slurm":
         sweep_launch.check_slurm(cluster)
+        if budget_s is not None:
+            raise UsageError("--budget bounds a local sweep; under Slurm give each cell's time with slurm.time_min")
     earlier = records_by_label(sweep.out)
     todo = [c for c in sweep.cells if not any(r.complete for _, r in earlier.get(c.label, []))]
+    predicted = {c.id: predict(c) for c in sweep.cells} if predict else {}
     if dry_run:
-        return _result(sweep, earlier, {}, None, planned=True)
+        return _result(sweep, earlier, sweep_launch.Launched({}, None), predicted, planned=True)
+    _check_predicted(todo, predicted, budget_s)
     report(f"sweep {sweep.name}: {len(sweep.cells)} cells, {len(sweep.cells) - len(todo)} done earlier, "
-           f"{len(todo)} to run; records in {sweep.out}")
+           f"{len(todo)} to run; records in {sweep.out}" + (f"; budget {budget_s:g} s" if budget_s else ""))
     if not todo:
-        return _result(sweep, earlier, {}, None)
+        return _result(sweep, earlier, sweep_launch.Launched({}, None), predicted)
     if launcher == "local":
-        codes, stopped = sweep_launch.run_local(todo, report)
+        launched = sweep_launch.run_local(todo, report, budget_s)
     else:
-        codes, stopped = sweep_launch.run_slurm(sweep, todo, report, cluster)
-    return _result(sweep, earlier, codes, stopped)
+        launched = sweep_launch.run_slurm(sweep, todo, report, cluster)
+    return _result(sweep, earlier, launched, predicted)
+
+
+def _check_predicted(todo: list[Cell], predicted: dict[str, float | None], budget_s: float | None) -> None:
+    """Refuse a sweep whose cells, as predicted, cannot finish within the budget (cells without a prediction
+    count as nothing: the budget still stops them)."""
+    total = sum(predicted.get(c.id) or 0.0 for c in todo)
+    if budget_s is not None and total > budget_s:
+        raise UsageError(f"the {len(todo)} cell(s) to run are predicted to take {total:.0f} s, {total - budget_s:.0f} s "
+                         f"over the budget of {budget_s:g} s: raise --budget or drop cells (per cell: --dry-run)")
 
 
 Found = dict[str, list[tuple[Path, ResultRecord]]]  # label -> (path, record)
@@ -120,10 +143,11 @@ def records_by_label(out: Path) -> Found:
     return found
 
 
-def _result(sweep: Sweep, earlier: Found, codes: dict[str, int], stopped: int | None, planned: bool = False
-            ) -> SweepResult:
+def _result(sweep: Sweep, earlier: Found, launched: sweep_launch.Launched, predicted: dict[str, float | None],
+            planned: bool = False) -> SweepResult:
     """Each cell's status and record: the complete one found before for a cell skipped, the one its run wrote now
     for a cell run (an earlier attempt's incomplete record stays in the folder, but is not this run's result)."""
+    codes = launched.codes
     now = records_by_label(sweep.out) if codes else earlier
     rows = []
     for cell in sweep.cells:
@@ -135,8 +159,12 @@ def _result(sweep: Sweep, earlier: Found, codes: dict[str, int], stopped: int | 
             found = [(p, r) for p, r in now.get(cell.label, []) if p not in old]
         path, record = found[0] if found else (None, None)
         rate = record.summary.video_minutes_per_gpu_hour if record is not None else None
-        rows.append(CellResult(cell, _status(record, code, planned), path, rate))
-    ok = all(r.status in ("done", "done earlier", "to run") for r in rows)
+        status = _status(record, code, planned)
+        if launched.out_of_time and (cell.id == launched.cut and status != "done" or status == "not run"):
+            status += " (budget)"
+        rows.append(CellResult(cell, status, path, rate, predicted.get(cell.id)))
+    ok = all(r.status in ("done", "done earlier", "to run") or r.status.endswith("(budget)") for r in rows)
+    stopped = launched.stopped
     return SweepResult(sweep, tuple(rows), 128 + stopped if stopped else 0 if ok else 1)
 
 

@@ -6,6 +6,7 @@ submitit is an optional extra, imported only for --launcher slurm.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import signal
 import subprocess
@@ -43,28 +44,51 @@ class _Stop:
         if self.child is not None and self.child.poll() is None:
             self.child.send_signal(signum)
 
-    def run(self, argv: list[str]) -> int:
+    def run(self, argv: list[str], deadline: float | None = None) -> tuple[int, bool]:
+        """Run one cell to its end; at the deadline (time.monotonic()) it gets SIGINT, as for Ctrl-C, so it keeps
+        what it measured. Returns its exit code and whether the deadline cut it."""
         child = subprocess.Popen(argv, start_new_session=True)
-        self.child = child
+        self.child, cut = child, False
         if self.received:  # it came while the cell was starting
             child.send_signal(self.received)
         try:
-            return child.wait()
+            while True:
+                try:
+                    timeout = None if deadline is None or cut else max(0.0, deadline - time.monotonic())
+                    return child.wait(timeout), cut
+                except subprocess.TimeoutExpired:
+                    child.send_signal(signal.SIGINT)
+                    cut = True
         finally:
             self.child = None
 
 
-def run_local(todo: list[Cell], report: Callable[[str], None]) -> tuple[dict[str, int], int | None]:
-    """Run the cells one after another here. Returns each started cell's exit code by id, and the signal that
-    stopped the sweep (None: it ran to the end)."""
+@dataclasses.dataclass(frozen=True)
+class Launched:
+    codes: dict[str, int]  # each started cell's exit code, by id
+    stopped: int | None  # the signal that stopped the sweep, or None
+    out_of_time: bool = False  # the budget ran out: cells not started were skipped
+    cut: str | None = None  # the cell the budget interrupted (it kept its record, marked incomplete)
+
+
+def run_local(todo: list[Cell], report: Callable[[str], None], budget_s: float | None = None) -> Launched:
+    """Run the cells one after another here, within budget_s seconds of wall time if given: no cell starts after
+    it is spent, and a running cell is interrupted (keeping its record) when it runs out."""
     codes: dict[str, int] = {}
+    deadline = None if budget_s is None else time.monotonic() + budget_s
     with _Stop() as stop:
         for i, cell in enumerate(todo, 1):
             if stop.received:
                 break
+            if deadline is not None and time.monotonic() >= deadline:
+                report(f"budget of {budget_s:g} s spent: {len(todo) - i + 1} cell(s) not run")
+                return Launched(codes, None, out_of_time=True)
             report(f"[{i}/{len(todo)}] cell {cell.id}: {cell.model} {cell.describe()}")
-            codes[cell.id] = stop.run(cell.command())
-    return codes, stop.received
+            codes[cell.id], cut = stop.run(cell.command(), deadline)
+            if cut:
+                report(f"budget of {budget_s:g} s spent during cell {cell.id}: it kept what it measured")
+                return Launched(codes, None, out_of_time=True, cut=cell.id)
+    return Launched(codes, stop.received)
 
 
 def check_slurm(cluster: str) -> None:
@@ -116,7 +140,7 @@ def run_slurm(sweep: Sweep, todo: list[Cell], report: Callable[[str], None], clu
         report(f"cell {cell.id}: {cell.model} {cell.describe()}: job {job.job_id}")
     with _Stop() as stop:
         _wait(jobs, stop)
-    return {c.id: _job_code(j) for c, j in jobs if j.done()}, stop.received
+    return Launched({c.id: _job_code(j) for c, j in jobs if j.done()}, stop.received)
 
 
 def _wait(jobs: list[tuple[Cell, Any]], stop: _Stop) -> None:

@@ -25,7 +25,8 @@ MAX_SWEEP_BYTES = 64 * 1024  # a sweep file is a screenful of TOML: bound what w
 MAX_CELLS = 512
 MAX_TEXT_CHARS = 2000
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # the name ends up in labels and folder names
-TOP_KEYS = ("name", "models", "run", "matrix", "slurm")
+TOP_KEYS = ("name", "models", "budget_s", "run", "matrix", "slurm")
+MAX_BUDGET_S = 7 * 86400.0
 KEYS = BY_KEY  # a sweep key -> its run flag (bench.run.flags: one table for the parser, the sweep and the checks)
 OPTION_KEYS = tuple(k for k, f in KEYS.items() if f.group == "serving")
 # [slurm] keys -> type; passed to submitit (bench.run.sweep explains each).
@@ -63,6 +64,7 @@ class Sweep:
     cells: tuple[Cell, ...]
     common: dict[str, Any]  # the [run] table
     slurm: dict[str, Any]
+    budget_s: float | None = None  # wall time for the whole sweep (--budget overrides it)
 
 
 def load_sweep(path: str | Path, out: Path | None = None) -> Sweep:
@@ -87,7 +89,16 @@ def load_sweep(path: str | Path, out: Path | None = None) -> Sweep:
     out = (out or DEFAULT_OUT / f"sweep-{name}").resolve()
     cells = _expand(name, models, common, axes, out, where)
     check_cells(cells, out, where)
-    return Sweep(name, out, tuple(cells), common, slurm)
+    return Sweep(name, out, tuple(cells), common, slurm, check_budget(data.get("budget_s"), f"{where}: budget_s"))
+
+
+def check_budget(value: Any, where: str) -> float | None:
+    """A sweep's wall-time budget in seconds, or None. Raises UsageError."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_BUDGET_S:
+        raise UsageError(f"{where} = {shown(value)}: give seconds from 1 to {MAX_BUDGET_S:g} (a week), e.g. 480")
+    return float(value)
 
 
 def _read(path: Path, where: str) -> dict[str, Any]:
