@@ -122,3 +122,22 @@ def test_roofline_command_for_wan_1_3b(run_cli):
     assert r["factorial_sora"]["video_minutes_per_h100_hour"] == pytest.approx(5.03, abs=0.005)
     code, out, _ = run_cli("roofline", "wan2.1-t2v-1.3b")
     assert "video-min per GPU-hour at 100% of peak" in out and "Factorial Funds" in out
+
+
+def test_the_flop_cache_keeps_every_stage_and_ignores_a_damaged_entry(tmp_path, monkeypatch):
+    import json
+
+    from bench.analysis.flops import cached_flops
+
+    monkeypatch.setenv("T2VBENCH_CACHE_DIR", str(tmp_path))
+    spec = load_spec("tiny-wan")
+    counted = count_flops(spec, spec.settings)
+    assert cached_flops(spec, spec.settings) == counted  # counted, then written
+    cache = tmp_path / "flops.json"
+    (key, entry), = json.loads(cache.read_text()).items()
+    assert entry["vae_decode"] == counted.vae_decode and entry["experts"][0]["steps"] == spec.settings.steps
+    entry["vae_decode"] = 1.0  # the cache is what is read back: an edited entry shows through ...
+    cache.write_text(json.dumps({key: entry}))
+    assert cached_flops(spec, spec.settings).vae_decode == 1.0
+    cache.write_text(json.dumps({key: {**entry, "experts": "nonsense"}}))  # ... a damaged one is counted again
+    assert cached_flops(spec, spec.settings) == counted

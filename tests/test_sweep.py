@@ -429,3 +429,46 @@ def test_a_spent_budget_interrupts_the_running_cell_and_skips_the_rest(tmp_path,
     assert "interrupted (budget)" in rows[first.id]  # exit 130: SIGINT before its first generation (no record)
     assert "not run (budget)" in rows[second.id]
     assert "budget of 1 s spent during cell" in stdout
+
+
+LISTED = """
+name = "listed"
+[run]
+device = "cpu"
+repeats = 1
+warmup = 0
+[[cells]]
+model = "tiny-ltx"
+steps = 3
+[[cells]]
+model = "tiny-wan"
+warmup = 1
+"""
+
+
+def test_listed_cells_run_in_their_order_and_their_keys_win_over_run(tmp_path, no_runs):
+    cells = load_sweep(_file(tmp_path, LISTED), tmp_path / "out").cells
+    assert [c.model for c in cells] == ["tiny-ltx", "tiny-wan"]
+    assert cells[0].values == {"steps": 3, "device": "cpu", "repeats": 1, "warmup": 0}
+    assert cells[1].values["warmup"] == 1 and cells[1].describe() == "warmup=1"
+    assert "--warmup=1" in cells[1].argv and "--warmup=0" not in cells[1].argv
+
+
+@pytest.mark.parametrize("edit,fragment", [
+    (LISTED + 'models = ["tiny-wan"]\n', None),  # TOML: a key after a table belongs to it; see the next case
+    ('models = ["tiny-wan"]\n' + LISTED, "either models and [matrix], or a [[cells]] list"),
+    (LISTED.replace('model = "tiny-ltx"\n', ""), "cells[0]: no model: give a model name"),
+    (LISTED.replace("steps = 3", "stepz = 3"), "cells[0]: unknown key 'stepz' (did you mean 'steps'?)"),
+    (LISTED.replace("steps = 3", "warmup = 1").replace('"tiny-ltx"', '"tiny-wan"'), "the same run"),
+])
+def test_bad_cell_lists_are_refused_in_one_line(tmp_path, no_runs, edit, fragment):
+    if fragment is None:  # 'models' lands inside the last [[cells]] table, as a key no run has
+        fragment = "cells[1]: unknown key 'models'"
+    with pytest.raises(sweep.UsageError, match=re_escape(fragment)):
+        load_sweep(_file(tmp_path, edit), tmp_path / "out")
+
+
+def re_escape(text: str) -> str:
+    import re
+
+    return re.escape(text)

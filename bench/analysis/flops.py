@@ -203,23 +203,44 @@ def _denoiser_call(denoiser: Any, inputs: Callable[..., dict[str, Any]], f: int,
     return _count(lambda: denoiser(**kwargs, return_dict=False))
 
 
-CACHE_VERSION = 1  # bump when the counting rules change
+CACHE_VERSION = 2  # bump when the counting rules or the cache's format change (2: every stage, not the total)
 
 
-def total_flops(spec: Spec, settings: Settings) -> float:
-    """count_flops(spec, settings).total, kept in a small on-disk cache (FLOPs of a spec at a setting never change
-    for one diffusers; building a 14B model on the meta device takes seconds). The cache lives in
-    $T2VBENCH_CACHE_DIR or ~/.cache/t2vbench; a damaged or unwritable cache is ignored. Raises as count_flops."""
-
+def cached_flops(spec: Spec, settings: Settings) -> Flops:
+    """count_flops(spec, settings), kept in a small on-disk cache (FLOPs of a spec at a setting never change for one
+    diffusers; building a 14B model on the meta device takes seconds). The cache lives in $T2VBENCH_CACHE_DIR or
+    ~/.cache/t2vbench; a damaged or unwritable cache is ignored. Raises as count_flops."""
     versions = tuple(_version(d, metadata) for d in ("diffusers", "transformers", "torch"))
     key = hashlib.sha256(json.dumps([CACHE_VERSION, spec.sha256, dataclasses.asdict(settings), versions],
                                     sort_keys=True).encode()).hexdigest()
     path = _cache_dir() / "flops.json"
-    cache = _read_cache(path)
-    if key not in cache:
-        cache = {**_read_cache(path), key: count_flops(spec, settings).total}
-        _write_cache(path, cache)
-    return float(cache[key])
+    found = _from_cache(_read_cache(path).get(key))
+    if found is None:
+        found = count_flops(spec, settings)
+        _write_cache(path, {**_read_cache(path), key: dataclasses.asdict(found)})
+    return found
+
+
+def total_flops(spec: Spec, settings: Settings) -> float:
+    """FLOPs of one whole video (cached_flops' total). Raises as count_flops."""
+    return cached_flops(spec, settings).total
+
+
+def _from_cache(entry: Any) -> Flops | None:
+    """A cached count, or None for a missing or damaged entry (the cache is ours, but a file may be anything)."""
+    try:
+        experts = tuple(Expert(str(e["component"]), _positive(e["per_call"]), int(e["steps"]))
+                        for e in entry["experts"])
+        return Flops(_positive(entry["text_encode"]), experts, int(entry["calls_per_step"]),
+                     _positive(entry["vae_decode"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _positive(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"not a FLOP count: {value!r}")
+    return float(value)
 
 
 def _version(dist: str, metadata: Any) -> str | None:
@@ -233,18 +254,15 @@ def _cache_dir() -> Any:
     return Path(os.environ.get("T2VBENCH_CACHE_DIR") or Path.home() / ".cache" / "t2vbench")
 
 
-def _read_cache(path: Any) -> dict[str, float]:
+def _read_cache(path: Any) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    if not isinstance(data, dict):
-        return {}
-    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, (int, float))
-            and not isinstance(v, bool) and math.isfinite(v) and v > 0}
+    return {k: v for k, v in data.items() if isinstance(v, dict)} if isinstance(data, dict) else {}
 
 
-def _write_cache(path: Any, cache: dict[str, float]) -> None:
+def _write_cache(path: Any, cache: dict[str, Any]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.analysis.flops import Flops, count_flops
+from bench.analysis.flops import Flops, cached_flops
 from bench.analysis.physics import load_checked
 from bench.core import hardware, metrics
 from bench.core.errors import UsageError
@@ -91,7 +91,7 @@ def analyze(model: str, class_id: str, dtype: str = "bfloat16", overrides: dict[
                      "steps": r.steps, "guidance_scale": r.guidance_scale, "guidance_scale_2": r.guidance_scale_2}
     settings = preset_settings(spec, preset).replace(**(overrides or {}))
     check_settings(spec, settings)
-    flops = count_flops(spec, settings)
+    flops = cached_flops(spec, settings)
     return {
         "model": model, "hardware": class_id, "dtype": dtype,
         "setting": f"{settings.width}x{settings.height}, {settings.num_frames} frames @ {settings.fps:g} fps, "

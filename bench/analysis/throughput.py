@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.analysis import roofline
-from bench.analysis.flops import count_flops
+from bench.analysis.flops import cached_flops
 from bench.analysis.physics import load_checked
 from bench.analysis.registry import scan
 from bench.analysis.scenarios import check_number
@@ -209,7 +209,7 @@ def from_bound(model: str, class_id: str, allow_toy: bool = False, dtype: str = 
                              "model, or pass --allow-toy")
         warnings.append(f"--bound {model} is a toy spec: this fleet is a toy, not an estimate (--allow-toy)")
     st = spec.settings
-    b = roofline.bound(count_flops(spec, st), hw, metrics.video_seconds(st.num_frames, st.fps), dtype)
+    b = roofline.bound(cached_flops(spec, st), hw, metrics.video_seconds(st.num_frames, st.fps), dtype)
     value = _checked(b["bound_video_minutes_per_gpu_hour"], f"--bound {model}")
     return Throughput(value, "bound", f"roofline bound: {model} at its canonical setting on {hw.id} at 100% of peak "
                       f"{dtype}, {value:.4g} video-min per GPU-hour (an upper limit, not a measurement)", hw,

@@ -18,6 +18,16 @@ A sweep file (read by bench.run.sweep_plan; unknown keys are refused)::
     partition = "gpu"
     time_min = 120
 
+Instead of models x [matrix], a sweep may list its cells, each a table with its model and its own keys, which win
+over [run]; they run in the order listed (a campaign puts the most valuable first)::
+
+    [[cells]]
+    model = "wan2.1-t2v-14b"
+    height = 480
+    [[cells]]
+    model = "wan2.1-t2v-1.3b"
+    compile = true
+
 Keys: height width frames fps steps guidance guidance_2 preset weights device dtype repeats time_budget warmup seed
 prompt telemetry sample_period save_video; gpus (--workers N) and parallel (--parallel ulysses=N); and the options
 compile attention_backend offload vae_tiling quantize cache memory_cap fidelity. A key is set in one place: [run], a

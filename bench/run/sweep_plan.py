@@ -25,7 +25,7 @@ MAX_SWEEP_BYTES = 64 * 1024  # a sweep file is a screenful of TOML: bound what w
 MAX_CELLS = 512
 MAX_TEXT_CHARS = 2000
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # the name ends up in labels and folder names
-TOP_KEYS = ("name", "models", "budget_s", "run", "matrix", "slurm")
+TOP_KEYS = ("name", "models", "budget_s", "run", "matrix", "cells", "slurm")
 MAX_BUDGET_S = 7 * 86400.0
 KEYS = BY_KEY  # a sweep key -> its run flag (bench.run.flags: one table for the parser, the sweep and the checks)
 OPTION_KEYS = tuple(k for k, f in KEYS.items() if f.group == "serving")
@@ -79,15 +79,19 @@ def load_sweep(path: str | Path, out: Path | None = None) -> Sweep:
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         raise UsageError(f"{where}: name {shown(name)} must be 1-64 letters, digits, '.', '_' or '-'; "
                          "set name = \"...\" in the file")
-    models = data.get("models")
-    if not (isinstance(models, list) and models and all(isinstance(m, str) for m in models)):
-        raise UsageError(f"{where}: models = {shown(models)}: give a list of model names, e.g. models = [\"tiny-wan\"]")
     common = _run_table(_table(data, "run", where), where)
-    axes = _axes(_table(data, "matrix", where), where)
-    _set_once(common, axes, where)
     slurm = _slurm(_table(data, "slurm", where), where)
     out = (out or DEFAULT_OUT / f"sweep-{name}").resolve()
-    cells = _expand(name, models, common, axes, out, where)
+    if "cells" in data:
+        cells = _listed(name, data, common, out, where)
+    else:
+        models = data.get("models")
+        if not (isinstance(models, list) and models and all(isinstance(m, str) for m in models)):
+            raise UsageError(f"{where}: models = {shown(models)}: give a list of model names, e.g. "
+                             "models = [\"tiny-wan\"] (or a [[cells]] list)")
+        axes = _axes(_table(data, "matrix", where), where)
+        _set_once(common, axes, where)
+        cells = _expand(name, models, common, axes, out, where)
     check_cells(cells, out, where)
     return Sweep(name, out, tuple(cells), common, slurm, check_budget(data.get("budget_s"), f"{where}: budget_s"))
 
@@ -137,9 +141,10 @@ def _value(key: str, value: Any, where: str) -> Any:
     raise UsageError(f"{where} = {shown(value)}: give {what}")
 
 
-def _run_table(run: dict[str, Any], where: str) -> dict[str, Any]:
-    _unknown(run, KEYS, f"{where}: [run]", "key")
-    return {k: _value(k, v, f"{where}: run.{k}") for k, v in run.items()}
+def _run_table(run: dict[str, Any], where: str, table: str = "run") -> dict[str, Any]:
+    """The run keys of a table (`run`, or a listed cell such as `cells[0]`), each of its key's type."""
+    _unknown(run, KEYS, f"{where}: [{table}]" if table == "run" else f"{where}: {table}", "key")
+    return {k: _value(k, v, f"{where}: {table}.{k}") for k, v in run.items()}
 
 
 def _axes(matrix: dict[str, Any], where: str) -> list[tuple[str, list[dict[str, Any]]]]:
@@ -187,12 +192,36 @@ def _expand(name: str, models: list[str], common: dict[str, Any], axes: list[tup
         for choice in choices:
             values.update(choice)
         varied = tuple(k for k in KEYS if any(k in c for c in choices))
-        cell = make_cell(name, model, values, varied, out)
-        if cell.id in cells:
-            raise UsageError(f"{where}: two cells of {cell.model} are the same run ({cells[cell.id].describe()} and "
-                             f"{cell.describe()}); remove the duplicate from the matrix")
-        cells[cell.id] = cell
+        _add(cells, make_cell(name, model, values, varied, out), where)
     return list(cells.values())
+
+
+def _listed(name: str, data: dict[str, Any], common: dict[str, Any], out: Path, where: str) -> list[Cell]:
+    """The cells a [[cells]] list names, in its order (a campaign puts the most valuable first); each entry's keys
+    win over [run]."""
+    if "models" in data or "matrix" in data:
+        raise UsageError(f"{where}: give either models and [matrix], or a [[cells]] list, not both")
+    entries = data["cells"]
+    if not (isinstance(entries, list) and entries and all(isinstance(e, dict) for e in entries)):
+        raise UsageError(f"{where}: cells must be a list of tables ([[cells]] with model = \"...\" and run keys)")
+    if len(entries) > MAX_CELLS:
+        raise UsageError(f"{where}: {len(entries)} cells is more than {MAX_CELLS}; split the sweep into several files")
+    cells: dict[str, Cell] = {}
+    for i, entry in enumerate(entries):
+        model = entry.get("model")
+        if not isinstance(model, str) or not model:
+            got = "no model" if model is None else f"model = {shown(model)}"
+            raise UsageError(f"{where}: cells[{i}]: {got}: give a model name, e.g. model = \"tiny-wan\"")
+        own = _run_table({k: v for k, v in entry.items() if k != "model"}, where, f"cells[{i}]")
+        _add(cells, make_cell(name, model, {**common, **own}, tuple(k for k in KEYS if k in own), out), where)
+    return list(cells.values())
+
+
+def _add(cells: dict[str, Cell], cell: Cell, where: str) -> None:
+    if cell.id in cells:
+        raise UsageError(f"{where}: two cells of {cell.model} are the same run ({cells[cell.id].describe()} and "
+                         f"{cell.describe()}); remove the duplicate")
+    cells[cell.id] = cell
 
 
 def make_cell(name: str, model: str, values: dict[str, Any], varied: tuple[str, ...], out: Path) -> Cell:
