@@ -114,6 +114,7 @@ def test_context_parallel_launcher_runs_with_degree_one_on_the_cpu(run_cli, tmp_
 @pytest.mark.parametrize("argv,fragment", [
     (["--device", "cpu", "--gpus", "2"], "--gpus needs GPUs"),
     (["--device", "cpu", "--parallel", "ulysses=2"], "needs GPUs"),
+    (["--parallel", "ulysses=64"], "needs 64 GPUs but torch sees"),  # asked of torch in a child process
     (["--parallel", "ulysses=two"], "write ulysses=N"),
     (["--parallel", "ulysses=0"], "degrees from 1"),
     (["--workers", "2", "--parallel", "ulysses=1"], "cannot be combined"),

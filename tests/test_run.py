@@ -118,6 +118,8 @@ _file = Path(__file__)  # an existing file: --out cannot be it, nor a folder und
     (["tiny-wan", "--device", "cpu", "--memory-cap", "24"], "--memory-cap needs a GPU"),
     (["tiny-wan", "--memory-cap", "inf"], "--memory-cap inf"),
     (["tiny-wan", "--attention-backend", "x; rm -rf /"], "--attention-backend"),
+    (["tiny-wan", "--device", "cpu", "--attention-backend", "_native_cudnn"], "has no CPU kernel; on the CPU use native"),
+    (["tiny-wan", "--device", "cpu", "--attention-backend", "flash"], "--attention-backend flash has no CPU kernel"),
     (["tiny-wan", "--out", _file], "exists and is not a directory"),
     (["tiny-wan", "--out", _file / "sub"], "cannot write in"),
 ])
@@ -142,7 +144,7 @@ def test_every_input_is_refused_before_anything_starts(tmp_path):
 
 @pytest.mark.parametrize("argv,fragment", [
     (["tiny-wan", "--telemetry", "nvml", "--device", "cpu"], "--telemetry nvml: needs a GPU run"),
-    pytest.param(["tiny-wan", "--device", "cpu", "--attention-backend", "flash_nonexistent"], "this diffusers offers",
+    pytest.param(["tiny-wan", "--attention-backend", "flash_nonexistent"], "this diffusers offers",
                  marks=pytest.mark.slow),
     pytest.param(["tiny-wan", "--device", "cpu", "--cache", "magcache"], "calibrated for this model",
                  marks=pytest.mark.slow),

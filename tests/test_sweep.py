@@ -472,3 +472,14 @@ def re_escape(text: str) -> str:
     import re
 
     return re.escape(text)
+
+
+def test_dry_run_says_per_cell_what_run_would_refuse(tmp_path, run_cli, no_runs):
+    text = TWO_CELLS.replace("steps = [2, 3]", 'attention_backend = ["native", "_native_cudnn"]')
+    code, stdout, _ = run_cli("sweep", _file(tmp_path, text), "--out", tmp_path / "out", "--dry-run")
+    rows = [line for line in stdout.splitlines() if line.startswith(("1", "2", "3", "4", "5", "6", "7", "8", "9", "0",
+                                                                    *"abcdef"))]
+    refused = [r for r in rows if "refused: --attention-backend _native_cudnn has no CPU kernel" in r]
+    assert code == 2 and len(refused) == 1, stdout
+    assert any("attention_backend=native" in r and "to run" in r for r in rows), stdout
+    assert not (tmp_path / "out").exists()

@@ -23,6 +23,9 @@ QUANTIZE = ("fp8",)  # diffusers layerwise casting: fp8 (e4m3) storage of the de
 CACHES = ("first-block", "faster", "pab", "magcache")
 # Attention backends whose kernels change the arithmetic beyond reordering (quantized Q/K or P/V).
 LOSSY_ATTENTION_PREFIXES = ("sage", "_sage")
+# The diffusers attention backends with a CPU kernel (torch's SDPA, its math kernel, flex attention); every other
+# backend (cuDNN, flash, sage, xformers, aiter, ...) needs a GPU, so a CPU run refuses it before anything is built.
+CPU_ATTENTION_BACKENDS = ("native", "_native_math", "flex")
 MAX_MEMORY_CAP_GIB = 4096.0
 DTYPE_NAMES = ("float32", "bfloat16", "float16")  # what --dtype accepts besides auto; bench.run.build maps them
 
@@ -94,9 +97,14 @@ def check(options: Options, device: str, weights: str) -> list[str]:
 
 
 def refuse_gpu_only(options: Options, device: str) -> None:
-    """Offloading and a memory cap move or cap device memory: refused on the CPU. Raises UsageError."""
+    """Offloading and a memory cap move or cap device memory, and most attention backends have GPU kernels only:
+    refused on the CPU. Raises UsageError."""
     if device != "cpu":
         return
+    backend = options.attention_backend
+    if backend is not None and backend not in CPU_ATTENTION_BACKENDS:
+        raise UsageError(f"--attention-backend {backend} has no CPU kernel; on the CPU use "
+                         f"{' or '.join(CPU_ATTENTION_BACKENDS)}, or run on a GPU (--device cuda)")
     for flag, value in (("--memory-cap", options.memory_cap_gib), ("--offload", options.offload)):
         if value is not None:
             raise UsageError(f"{flag} needs a GPU: it moves or caps device memory; drop it or use --device cuda")

@@ -75,6 +75,10 @@ def layout(workers: int | None, gpus: str | None, parallel: str | None, device: 
         if device == "cpu" and result.workers > 1:
             raise UsageError("--parallel over more than one device needs GPUs: diffusers runs context parallelism on "
                              "accelerators only; use --parallel ulysses=1 on the CPU to test the launcher")
+        if result.workers > 1 and (seen := visible_gpus()) < result.workers:
+            fix = (f"ask for at most {seen} (ulysses={seen})" if seen > 1 else
+                   "run it on a GPU server (--parallel ulysses=1 --device cpu tests the launcher here)")
+            raise UsageError(f"--parallel {parallel} needs {result.workers} GPUs but torch sees {seen} here: {fix}")
         return result, device
     if gpus:
         if device == "cpu":

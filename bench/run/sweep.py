@@ -71,7 +71,7 @@ from pathlib import Path
 from bench.core.errors import UsageError
 from bench.records.schema import ResultRecord, load_record
 from bench.run import sweep_launch
-from bench.run.sweep_plan import Cell, Sweep, check_budget, load_sweep
+from bench.run.sweep_plan import Cell, Sweep, check_budget, load_sweep, refusal
 
 LAUNCHERS = ("local", "slurm")
 
@@ -90,7 +90,8 @@ class CellResult:
 class SweepResult:
     sweep: Sweep
     cells: tuple[CellResult, ...]
-    exit_code: int  # 0 every cell done (or skipped by the budget), 1 a cell failed or is incomplete, 128 + signal
+    exit_code: int  # 0 every cell done (or skipped by the budget), 1 a cell failed or is incomplete, 128 + signal,
+    #                 2 a dry run found cells `run` would refuse
 
 
 def run_sweep(path: str | Path, out: Path | None = None, launcher: str = "local", dry_run: bool = False,
@@ -102,7 +103,7 @@ def run_sweep(path: str | Path, out: Path | None = None, launcher: str = "local"
     budget is refused before it starts. Raises UsageError before anything runs."""
     if launcher not in LAUNCHERS:
         raise UsageError(f"--launcher {launcher}: use {' or '.join(LAUNCHERS)}")
-    sweep = load_sweep(path, out)
+    sweep = load_sweep(path, out, check=not dry_run)  # a dry run shows each cell's refusal instead
     budget_s = check_budget(budget_s, "--budget") or sweep.budget_s
     if launcher == "slurm":
         sweep_launch.check_slurm(cluster)
@@ -112,7 +113,8 @@ def run_sweep(path: str | Path, out: Path | None = None, launcher: str = "local"
     todo = [c for c in sweep.cells if not any(r.complete for _, r in earlier.get(c.label, []))]
     predicted = {c.id: predict(c) for c in sweep.cells} if predict else {}
     if dry_run:
-        return _result(sweep, earlier, sweep_launch.Launched({}, None), predicted, planned=True)
+        refused = {c.id: r for c in todo if (r := refusal(c, sweep.out)) is not None}
+        return _result(sweep, earlier, sweep_launch.Launched({}, None), predicted, planned=True, refused=refused)
     _check_predicted(todo, predicted, budget_s)
     report(f"sweep {sweep.name}: {len(sweep.cells)} cells, {len(sweep.cells) - len(todo)} done earlier, "
            f"{len(todo)} to run; records in {sweep.out}" + (f"; budget {budget_s:g} s" if budget_s else ""))
@@ -154,7 +156,7 @@ def records_by_label(out: Path) -> Found:
 
 
 def _result(sweep: Sweep, earlier: Found, launched: sweep_launch.Launched, predicted: dict[str, float | None],
-            planned: bool = False) -> SweepResult:
+            planned: bool = False, refused: dict[str, str] | None = None) -> SweepResult:
     """Each cell's status and record: the complete one found before for a cell skipped, the one its run wrote now
     for a cell run (an earlier attempt's incomplete record stays in the folder, but is not this run's result)."""
     codes = launched.codes
@@ -170,12 +172,15 @@ def _result(sweep: Sweep, earlier: Found, launched: sweep_launch.Launched, predi
         path, record = found[0] if found else (None, None)
         rate = record.summary.video_minutes_per_gpu_hour if record is not None else None
         status = _status(record, code, planned)
+        if refused and cell.id in refused:
+            status = f"refused: {refused[cell.id]}"
         if launched.out_of_time and (cell.id == launched.cut and status != "done" or status == "not run"):
             status += " (budget)"
         rows.append(CellResult(cell, status, path, rate, predicted.get(cell.id)))
     ok = all(r.status in ("done", "done earlier", "to run") or r.status.endswith("(budget)") for r in rows)
     stopped = launched.stopped
-    return SweepResult(sweep, tuple(rows), 128 + stopped if stopped else 0 if ok else 1)
+    code = 2 if refused else 128 + stopped if stopped else 0 if ok else 1
+    return SweepResult(sweep, tuple(rows), code)
 
 
 def _status(record: ResultRecord | None, code: int | None, planned: bool) -> str:

@@ -67,7 +67,7 @@ class Sweep:
     budget_s: float | None = None  # wall time for the whole sweep (--budget overrides it)
 
 
-def load_sweep(path: str | Path, out: Path | None = None) -> Sweep:
+def load_sweep(path: str | Path, out: Path | None = None, check: bool = True) -> Sweep:
     """Read a sweep file, expand its cells and check each as `t2vbench run` would. out defaults to
     t2vbench-results/sweep-<name>. Raises UsageError naming the file, the key or the cell, and the fix."""
 
@@ -92,7 +92,8 @@ def load_sweep(path: str | Path, out: Path | None = None) -> Sweep:
         axes = _axes(_table(data, "matrix", where), where)
         _set_once(common, axes, where)
         cells = _expand(name, models, common, axes, out, where)
-    check_cells(cells, out, where)
+    if check:
+        check_cells(cells, out, where)
     return Sweep(name, out, tuple(cells), common, slurm, check_budget(data.get("budget_s"), f"{where}: budget_s"))
 
 
@@ -244,12 +245,19 @@ def run_config(cell: Cell, out: Path) -> RunConfig:
 
 def check_cells(cells: list[Cell], out: Path, where: str) -> None:
     """Every cell through the run's own checks, before the first one runs. Raises UsageError naming the cell."""
-
     for cell in cells:
-        try:
-            prepare(run_config(cell, out))
-        except UsageError as exc:
-            raise UsageError(f"{where}: cell {cell.id} ({cell.model} {cell.describe()}): {exc}") from None
+        reason = refusal(cell, out)
+        if reason is not None:
+            raise UsageError(f"{where}: cell {cell.id} ({cell.model} {cell.describe()}): {reason}")
+
+
+def refusal(cell: Cell, out: Path) -> str | None:
+    """What `t2vbench run` would refuse this cell for (its own checks, before anything starts), or None."""
+    try:
+        prepare(run_config(cell, out))
+    except UsageError as exc:
+        return str(exc)
+    return None
 
 
 def _slurm(table: dict[str, Any], where: str) -> dict[str, Any]:
