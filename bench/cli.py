@@ -277,6 +277,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"t2vbench: error: {clean(str(exc))}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        if exc.filename is None:  # not about a path the user gave: a fault of ours, shown as one
+            raise
+        where = exc.filename if exc.filename2 is None else f"{exc.filename} -> {exc.filename2}"
+        print(f"t2vbench: error: {clean(str(where))}: {exc.strerror or exc}; nothing was written there",
+              file=sys.stderr)
+        return 2
     except Interrupted as exc:  # a signal stopped a run before its first generation: nothing to keep
         print(f"t2vbench: {clean(str(exc))}", file=sys.stderr)
         return exc.exit_code

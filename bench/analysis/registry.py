@@ -103,12 +103,31 @@ def submit(paths: list[Path], root: Path, allow_toy: bool = False) -> list[Filed
         if reason is not None:
             out.append(Filed(source, None, reason))
             continue
-        path = write_new(place(record, root), record_json(record))
+        target = place(record, root)
+        link = _link_between(root, target)
+        if link is not None:
+            out.append(Filed(source, None, f"{link} is a symbolic link: t2vbench files records only inside "
+                                           f"{root}; replace the link with a folder"))
+            continue
+        path = write_new(target, record_json(record))
         ids.add(record.run_id)
         hashes.add(digest)
         out.append(Filed(source, path, note="filed under toy/: not used by fleet or compare" if record.is_toy
                          else None))
     return out
+
+
+def _link_between(root: Path, target: Path) -> Path | None:
+    """The first existing folder from root (excluded) down to target's folder that is a symbolic link, or None:
+    a link inside the registry would make a write land outside it."""
+    folder = root
+    for part in target.parent.relative_to(root).parts:
+        folder = folder / part
+        if folder.is_symlink():
+            return folder
+        if not folder.exists():
+            return None
+    return None
 
 
 def scan(root: Path, include_toy: bool = False) -> tuple[list[tuple[Path, ResultRecord]], list[str]]:

@@ -27,7 +27,17 @@ def nearest_existing(path: Path) -> Path:
 def write_atomic(path: Path, text: str, replace: bool = False) -> Path:
     """Write text to path through a temporary file. Without replace, never overwrites (raises FileExistsError): the
     file is hard-linked to its name, or on file systems without hard links the name is reserved with O_EXCL and the
-    finished file renamed over that empty reservation."""
+    finished file renamed over that empty reservation. Any other failure is an OSError naming path itself (not the
+    temporary file), nothing left behind."""
+    try:
+        return _write(path, text, replace)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
+
+
+def _write(path: Path, text: str, replace: bool) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
