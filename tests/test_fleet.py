@@ -519,3 +519,30 @@ def test_a_closed_pipe_ends_quietly():
     head = subprocess.run(f"'{sys.executable}' -m bench.cli fleet --explain | head -1", shell=True, cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert head.stdout.startswith("The fleet extrapolator") and head.stderr == "", head.stderr
+
+
+MINIMAL = """name = "my"
+candidates_per_kept_video = 2
+utilization = 0.5
+peak_to_average = 2
+gpu_lifetime_years = 4
+pue = 1.2
+electricity_usd_per_kwh = 0.1
+ai_video_minutes_per_day = 1.2e6
+"""
+
+
+def test_a_minimal_scenario_needs_no_description_and_explain_documents_the_format(run_cli, tmp_path):
+    path = tmp_path / "my.toml"
+    path.write_text(MINIMAL)
+    code, out, err = run_cli("fleet", "--scenario", path, "--throughput", 5, "--json")
+    assert code == 0, err
+    # hand arithmetic: 1.2e6 video-min/day / 24 h / 5 video-min per GPU-hour = 10,000 kept-video GPUs
+    fleet = json.loads(out)
+    assert fleet["kept_video_gpus"] == pytest.approx(10_000)
+    assert fleet["peak_fleet_gpus"] == pytest.approx(10_000 * 2 / 0.5 * 2)  # x candidates / utilization x peak
+    code, out, _ = run_cli("fleet", "--scenario", path, "--throughput", 5, "--explain")
+    assert "A scenario file is TOML" in out and "candidates_per_kept_video" in out and "scenario    my\n" in out
+    path.write_text(MINIMAL.replace("pue = 1.2\n", ""))
+    code, _, err = run_cli("fleet", "--scenario", path, "--throughput", 5)
+    assert code == 2 and "missing field 'pue'" in err

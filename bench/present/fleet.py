@@ -13,6 +13,7 @@ from typing import Any
 
 from bench.analysis import fleet
 from bench.analysis.fleet import Estimate
+from bench.analysis.scenarios import file_format
 from bench.core.errors import UsageError
 from bench.core.files import nearest_existing, writable_ancestor
 from bench.core.text import shown
@@ -85,9 +86,9 @@ def _context_lines(est: Estimate) -> list[str]:
 
 def format_fleet(est: Estimate, explain: bool) -> str:
     s, tp, out = est.scenario, est.throughput, est.fleet
-    lines = [fleet.__doc__.strip(), ""] if explain else []
+    lines = [fleet.__doc__.strip(), "", file_format(), ""] if explain else []
     measured = "measured" if tp.measured else "not measured"
-    lines += [f"scenario    {s.name}: {s.description}", f"throughput  [{tp.kind}, {measured}] {tp.source}",
+    lines += [f"scenario    {s.name}" + (f": {s.description}" if s.description else ""), f"throughput  [{tp.kind}, {measured}] {tp.source}",
               *_figure_lines(est), _demand_line(est), ""]
     lines += [
         f"kept-video GPUs (demand / 24 h / throughput)   {_n(out['kept_video_gpus'])}",

@@ -69,14 +69,14 @@ class Publication:
 @dataclasses.dataclass(frozen=True)
 class Scenario:
     name: str
-    description: str
-    source: str
     candidates_per_kept_video: float
     utilization: float
     peak_to_average: float
     gpu_lifetime_years: float
     pue: float
     electricity_usd_per_kwh: float
+    description: str = ""
+    source: str = ""
     ai_video_minutes_per_day: float | None = None
     platforms: tuple[Platform, ...] = ()
     throughput_video_min_per_gpu_hour: float | None = None
@@ -224,6 +224,22 @@ def _publication(value: Any, where: str) -> Publication:
     return Publication(*(check_number(value[k], k, f"{at}: field '{k}'") for k in keys))
 
 
+def file_format() -> str:
+    """The scenario file's format, from the fields' own checks (printed by `t2vbench fleet --explain`)."""
+    lines = ["A scenario file is TOML (at most 64 KiB). Required: name (a slug such as my-scenario), and "
+             + ", ".join(k for k in REQUIRED if k != "name") + "; and either ai_video_minutes_per_day or one or "
+             "more [[platforms]] tables (name, minutes_uploaded_per_day, ai_share).",
+             "Optional: description and source (one printable line each), hardware (a catalogue class), "
+             "throughput_video_min_per_gpu_hour, unit_price_usd, board_power_w, rental_usd_per_gpu_hour, and "
+             "[publication] (peak_gpus, unit_price_usd, board_power_w: a published estimate printed beside ours).",
+             "Numbers (any can be overridden with --set FIELD=VALUE where marked *):"]
+    for key, (low, high, open_low, meaning) in NUMBERS.items():
+        bracket = "(" if open_low else "["
+        star = "*" if key in SETTABLE else " "
+        lines.append(f"  {star} {key:36} {bracket}{low:g}, {high:g}]  {meaning}")
+    return "\n".join(lines)
+
+
 def validate(data: dict[str, Any], where: str, overridden: set[str] = frozenset()) -> Scenario:
     """A Scenario from parsed TOML (plus overrides), every field checked. Raises UsageError naming the field."""
     _unknown(data, FIELDS, where)
@@ -237,7 +253,8 @@ def validate(data: dict[str, Any], where: str, overridden: set[str] = frozenset(
                          "e.g. my-scenario")
     out["name"] = name
     for key, limit in TEXTS.items():
-        out[key] = _text(data, key, where, limit)
+        if key in data:
+            out[key] = _text(data, key, where, limit)
     for key in SETTABLE:
         if data.get(key) is not None:
             label = f"--set {key}" if key in overridden else f"{where}: field '{key}'"
