@@ -77,7 +77,33 @@ def build_parser() -> argparse.ArgumentParser:
     roof.add_argument("--json", action="store_true")
     hw = sub.add_parser("hardware", help="the hardware classes and their figures, with sources")
     hw.add_argument("--json", action="store_true")
+    cal = sub.add_parser("calibrate", help="time one block (attention and the rest), the text encoder and a VAE "
+                         "decode of MODEL at its shapes, random weights, without building the whole model")
+    cal.add_argument("model")
+    cal.add_argument("--device", help="auto | cpu | cuda | cuda:N (default auto)")
+    cal.add_argument("--dtype", help="auto | float32 | bfloat16 | float16 (auto: bf16 on GPU, fp32 on CPU)")
+    cal.add_argument("--repeats", type=int, help="timed calls of each part after 1 warm-up (default 3)")
+    cal.add_argument("--attention-backend", help="a diffusers attention backend (recorded: the calibration stands only "
+                     "for runs with it)")
+    cal.add_argument("--out", type=Path, dest="out_dir", help="folder for the calibration record (default "
+                     "t2vbench-results)")
+    add_flags(cal, groups=("settings",))
+    cal.add_argument("--json", action="store_true")
     _add_compare(sub)
+    pr = sub.add_parser("predict", help="seconds, video-min per GPU-hour, energy and memory fit of MODEL on a class, "
+                        "from the best evidence there, labelled; --validate: the model's error on all evidence")
+    pr.add_argument("model", nargs="?", help="spec name")
+    pr.add_argument("--hardware", metavar="CLASS", help="catalogue class (t2vbench hardware), or a CPU class as "
+                    "records name it (cpu:...)")
+    pr.add_argument("--dtype", help="bfloat16 | float16 | float32 (default bfloat16; float32 on a CPU class)")
+    pr.add_argument("--results", action="append", metavar="PATH", help="records, calibrations and published "
+                    "figures: files or folders (default ./results; repeatable)")
+    pr.add_argument("--calibration", action="append", default=[], metavar="FILE", help="a calibration record "
+                    "(t2vbench calibrate; repeatable)")
+    pr.add_argument("--validate", action="store_true", help="predict everything the evidence can check and print "
+                    "each case's error")
+    pr.add_argument("--json", action="store_true")
+    add_flags(pr, groups=("settings", "devices", "serving"))
     return parser
 
 
@@ -230,6 +256,44 @@ def cmd_roofline(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from bench.present.calibration import calibration_summary, format_calibration
+    from bench.run.calibrate import CalibrateConfig, calibrate
+
+    given = {k: getattr(args, k) for k in ("device", "dtype", "repeats", "attention_backend", "out_dir", "preset")
+             if getattr(args, k) is not None}
+    done = calibrate(CalibrateConfig(model=args.model, overrides=overrides(vars(args)), command=tuple(args.argv),
+                                     **given))
+    if args.json:
+        print(json.dumps(calibration_summary(done.record, done.path), sort_keys=True))
+    else:
+        print(format_calibration(done.record, done.path))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from bench.analysis.predict import run_predict
+    from bench.analysis.predict_validate import run_validate
+    from bench.present.predict import format_prediction, format_validation, prediction_json, validation_json
+
+    paths = args.results or ["results"]
+    if args.validate:
+        cases, summary = run_validate(paths, args.calibration)
+        print(json.dumps(validation_json(cases, summary), sort_keys=True) if args.json else
+              format_validation(cases, summary))
+        return 0
+    if args.model is None or args.hardware is None:
+        raise UsageError("predict needs MODEL and --hardware CLASS (e.g. t2vbench predict wan2.1-t2v-14b --hardware "
+                         "h100-sxm), or --validate")
+    options = dataclasses.asdict(run_config(args.model, vars(args)).options)
+    prediction, skipped = run_predict(args.model, args.hardware, paths, args.calibration,
+                                      overrides=overrides(vars(args)), preset=args.preset, options=options,
+                                      parallel=args.parallel, dtype=args.dtype)
+    print(json.dumps(prediction_json(prediction, skipped), sort_keys=True) if args.json else
+          format_prediction(prediction, skipped))
+    return 0
+
+
 def cmd_hardware(args: argparse.Namespace) -> int:
     classes = list(catalogue().values())
     print(json.dumps([dataclasses.asdict(h) for h in classes]) if args.json else format_hardware(classes))
@@ -259,7 +323,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 COMMANDS = {"compare": cmd_compare, "report": cmd_report,
             "models": cmd_models, "run": cmd_run, "show": cmd_show, "recover": cmd_recover,
             "submit": cmd_submit, "fleet": cmd_fleet, "roofline": cmd_roofline,
-            "hardware": cmd_hardware, "sweep": cmd_sweep}
+            "hardware": cmd_hardware, "predict": cmd_predict, "sweep": cmd_sweep, "calibrate": cmd_calibrate}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
