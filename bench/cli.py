@@ -138,6 +138,9 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
                    help="local: one cell after another here; slurm: one job per cell through submitit")
     p.add_argument("--dry-run", action="store_true", help="check every cell and show the plan (with each cell's "
                    "predicted seconds where the cost model has evidence); run nothing")
+    p.add_argument("--hardware", metavar="CLASS", help="predict each cell's seconds on this class with the cost model "
+                   "(t2vbench predict), from the evidence in ./results; with --budget, a sweep predicted to overrun is "
+                   "refused before it starts")
     p.add_argument("--budget", type=float, metavar="SECONDS", help="wall time for the whole sweep: no cell starts "
                    "after it, the running one keeps its record (default: the file's budget_s, else none)")
 
@@ -213,8 +216,16 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    predict = None
+    if args.hardware:
+        from bench.analysis.predict import run_seconds
+        from bench.analysis.predict_evidence import gather
+        from bench.run.sweep_plan import run_config
+
+        evidence = gather(["results"] if Path("results").is_dir() else [])
+        predict = lambda cell: run_seconds(run_config(cell, Path(".")), args.hardware, evidence)  # noqa: E731
     result = run_sweep(args.file, args.out, args.launcher, args.dry_run, report=lambda line: print(line, flush=True),
-                       budget_s=args.budget)
+                       budget_s=args.budget, predict=predict)
     print(format_sweep(result))
     if args.dry_run:
         print(format_commands(result))

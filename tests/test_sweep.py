@@ -483,3 +483,18 @@ def test_dry_run_says_per_cell_what_run_would_refuse(tmp_path, run_cli, no_runs)
     assert code == 2 and len(refused) == 1, stdout
     assert any("attention_backend=native" in r and "to run" in r for r in rows), stdout
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_dry_run_predicts_each_cell_from_the_committed_h100_records(tmp_path, run_cli, monkeypatch, no_runs):
+    """The plain Wan2.1-1.3B cell is the measured rung: its predicted seconds are the committed plain record's mean
+    latency times its 1 warm-up + 2 timed generations (hand arithmetic on the record's own JSON)."""
+    root = Path(__file__).resolve().parent.parent
+    plain = next((root / "results" / "nvidia-h100-80gb-hbm3").rglob("*-1gpu/*.json"))
+    latencies = [g["latency_s"] for g in json.loads(plain.read_text())["generations"]]
+    text = 'name = "p"\n[run]\nweights = "random"\nrepeats = 2\nwarmup = 1\n[[cells]]\nmodel = "wan2.1-t2v-1.3b"\n'
+    monkeypatch.chdir(root)  # the evidence is ./results
+    code, stdout, _ = run_cli("sweep", _file(tmp_path, text), "--out", tmp_path / "out", "--dry-run",
+                              "--hardware", "h100-sxm")
+    expected = 3 * sum(latencies) / len(latencies)
+    assert code == 0 and f"predicted for the cells to run: {expected:.0f} s" in stdout, stdout

@@ -249,3 +249,23 @@ def run_predict(model_name: str, hardware_id: str, paths: Sequence[str | Path], 
     evidence = ev.gather(paths, calibrations)
     return predict(req, evidence), evidence.skipped
 
+
+
+def run_seconds(config: Any, hardware_id: str, evidence: ev.Evidence) -> float | None:
+    """Predicted wall seconds of a `t2vbench run` (a bench.run.runner.RunConfig) on a class: its warm-up and timed
+    generations, a step-sampled run computing each expert's first step and sample_steps more; model building and
+    process start are not included. None where the evidence cannot predict it (a sweep's dry run shows '-')."""
+    options = {k: v for k, v in dataclasses.asdict(config.options).items() if v not in (None, False)}
+    try:
+        req = request(config.model, hardware_id, overrides=config.overrides, preset=config.preset, options=options,
+                      parallel=config.parallel, dtype=None if config.dtype == "auto" else config.dtype)
+        stages = predict(req, evidence).stages_s
+    except UsageError:
+        return None
+    denoise = stages["denoise_s"]
+    sampled = getattr(config, "sample_steps", None)
+    if sampled:
+        experts = 2 if "transformer_2" in req.spec.components else 1
+        denoise *= min(1.0, (sampled + experts) / req.settings.steps)
+    generations = config.warmup + (config.repeats or 3)
+    return generations * (stages["total_s"] - stages["denoise_s"] + denoise)
