@@ -31,7 +31,7 @@ from bench.present.text import format_hardware, format_models, format_roofline, 
 from bench.records.schema import settings_key
 from bench.run.flags import add_flags, overrides, run_config
 from bench.run.memory import FIT_HEADER, fit_table
-from bench.run.runner import recover, run
+from bench.run.runner import DEFAULT_OUT, recover, run
 from bench.run.sweep import run_sweep
 
 
@@ -111,8 +111,9 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
     cmp = sub.add_parser("compare", help="records, folders or the registry side by side, published figures beside")
     rep = sub.add_parser("report", help="one self-contained HTML page: the comparison, plots and a run's timeline")
     for p in (cmp, rep):
-        p.add_argument("paths", nargs="*", default=["results"], metavar="PATH",
-                       help="record files or folders, walked for *.json (default ./results)")
+        p.add_argument("paths", nargs="*", metavar="PATH",
+                       help=f"record files or folders, walked for *.json (default: the registry ./results and your "
+                            f"own runs ./{DEFAULT_OUT}, those that exist)")
         p.add_argument("--baseline", default=DEFAULT_BASELINE, metavar="CLASS",
                        help=f"hardware class the ratio column is against (default {DEFAULT_BASELINE})")
         p.add_argument("--scenario", default=DEFAULT_SCENARIO,
@@ -311,8 +312,18 @@ def cmd_hardware(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_paths(args: argparse.Namespace) -> list[str]:
+    """The folders compare and report read: those given, else the registry and the runs folder that exist (said on
+    stderr, so a user's own runs are never silently left out)."""
+    if args.paths:
+        return args.paths
+    found = [str(p) for p in (Path("results"), DEFAULT_OUT) if p.is_dir()] or ["results"]
+    print(f"t2vbench: reading {' and '.join(found)}", file=sys.stderr)
+    return found
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
-    result = compare(args.paths, args.baseline, args.scenario, args.allow_toy)
+    result = compare(_read_paths(args), args.baseline, args.scenario, args.allow_toy)
     if args.csv or args.json:
         for line in result.skipped:  # the document on stdout stays machine-readable
             print(f"t2vbench: skipped: {clean(line)}", file=sys.stderr)
@@ -323,7 +334,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    written = write_report(args.paths, args.out, timeline_path=args.timeline, baseline=args.baseline,
+    written = write_report(_read_paths(args), args.out, timeline_path=args.timeline, baseline=args.baseline,
                            scenario=args.scenario, allow_toy=args.allow_toy, force=args.force)
     print(f"report: {clean(written.path)} ({written.rows} rows; timeline: {clean(written.timeline or 'none')})")
     for line in written.skipped:

@@ -235,3 +235,15 @@ def test_compare_results_reference_out_of_the_box(capsys, monkeypatch):
     lines = [line for line in out.splitlines() if "wan2.1-t2v-14b" in line and "-1gpu " in line]
     assert len(lines) == 2 and "baseline" in lines[0] and "1.40x (no spread)" in lines[1]
     assert "ESTIMATE" in out and "factorial-funds-2024" in out and "skipped" not in out
+
+
+def test_with_no_path_compare_reads_the_registry_and_your_own_runs(run_cli, tmp_path, monkeypatch):
+
+    (tmp_path / "results" / "reference").mkdir(parents=True)
+    shutil.copy(next(REFERENCES.glob("mlenergy-v3_wan2.1-t2v-1.3b_1xh100*bs1.json")), tmp_path / "results" / "reference")
+    (tmp_path / "t2vbench-results").mkdir()
+    shutil.copy(Path(__file__).parent / "data" / "record-v3-tiny-wan.json", tmp_path / "t2vbench-results" / "mine.json")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli("compare", "--allow-toy")
+    assert code == 0 and "reading results and t2vbench-results" in err
+    assert "mlenergy-v3" in out and "tiny-wan" in out  # a published row from the registry, your run beside it
