@@ -28,7 +28,7 @@ from bench.present.fleet import check_plot_path, fleet_json, format_fleet, plot
 from bench.present.report import write_report
 from bench.present.sweep import compare_text, format_commands, format_sweep
 from bench.present.text import format_hardware, format_models, format_roofline, format_run, table
-from bench.records.schema import settings_key
+from bench.records.key import settings_key
 from bench.run.flags import add_flags, overrides, run_config
 from bench.run.memory import FIT_HEADER, fit_table
 from bench.run.runner import DEFAULT_OUT, recover, run

@@ -11,7 +11,8 @@ from bench.analysis.scenarios import PRESETS, load_scenario
 from bench.analysis.throughput import Throughput
 from bench.core.errors import UsageError
 from bench.core.hardware import get
-from bench.records.schema import load_record, settings_key
+from bench.records.io import load_record
+from bench.records.key import settings_key
 from tests import forge
 from tests.test_record import GOLDEN, _with_nvml_telemetry
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from bench.records.schema import load_record
+from bench.records.io import load_record
 from tests.conftest import cuda_available
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not cuda_available(), reason="no CUDA or ROCm GPU visible to torch")]

@@ -10,7 +10,7 @@ import time
 import psutil
 import pytest
 
-from bench.records.schema import load_record
+from bench.records.io import load_record
 
 REPEATS = 100000
 pytestmark = pytest.mark.slow

@@ -10,8 +10,8 @@ import pytest
 
 from bench.core.errors import UsageError
 from bench.records.assemble import build_record, replay
+from bench.records.io import load_record
 from bench.records.journal import Journal, message, read_journal
-from bench.records.schema import load_record
 
 GOLDEN = Path(__file__).parent / "data" / "record-v3-tiny-wan.json"  # a real tiny run's record
 

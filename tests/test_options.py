@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from bench.records.schema import load_record, settings_key
+from bench.records.io import load_record
+from bench.records.key import settings_key
 
 # On float32 CPU runs a lossless option only reorders arithmetic: frames agree to ~1e-7, PSNR well above 100 dB.
 # fp8 weights or skipped attention move them by far more than that.

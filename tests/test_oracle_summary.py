@@ -10,7 +10,7 @@ import math
 import pytest
 
 from bench.core.errors import UsageError
-from bench.records.schema import parse_record, record_json
+from bench.records.io import parse_record, record_json
 from tests import forge
 
 VIDEO_S = 9 / 16  # the forged records: 9 frames at 16 fps = 0.5625 video-s per generation

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from bench.records.assemble import build_record, replay
+from bench.records.io import load_record, record_json
 from bench.records.journal import Journal
-from bench.records.schema import load_record, record_json, settings_key
+from bench.records.key import settings_key
 from tests import forge
 from tests.conftest import cuda_available
 

@@ -23,7 +23,7 @@ from bench.core import hardware
 from bench.core.errors import UsageError
 from bench.core.specs import load_spec
 from bench.present.predict import format_prediction, format_validation, prediction_json
-from bench.records.schema import load_record
+from bench.records.io import load_record
 
 ROOT = Path(__file__).resolve().parent.parent
 H100_RECORDS = ROOT / "results" / "nvidia-h100-80gb-hbm3" / "wan2.1-t2v-1.3b"

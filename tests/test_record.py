@@ -11,7 +11,9 @@ import pytest
 
 from bench.analysis.physics import load_checked
 from bench.core.errors import UsageError
-from bench.records.schema import SCHEMA_VERSION, load_record, parse_record, record_json, settings_key, write_new
+from bench.records.io import load_record, parse_record, record_json, write_new
+from bench.records.key import settings_key
+from bench.records.schema import SCHEMA_VERSION
 from tests import forge
 
 DATA = Path(__file__).parent / "data"
@@ -38,15 +40,15 @@ def _load(tmp_path, data: dict):
 
 def test_golden_record_loads_and_round_trips():
     record = load_record(GOLDEN)
-    assert record.schema_version == SCHEMA_VERSION == 3
-    assert json.loads(record_json(record)) == _golden()
+    assert record.schema_version == SCHEMA_VERSION == 4
+    assert json.loads(record_json(record)) == {**_golden(), "schema_version": 4}  # v3 -> v4 adds nothing else
     assert record.label == "golden v3" and record.command[:3] == ["t2vbench", "run", "tiny-wan"]
 
 
 def test_v2_record_gains_only_the_server_figures_recomputed_from_its_times():
     old = json.loads(GOLDEN_V2.read_text())
     record = load_record(GOLDEN_V2)
-    assert record.schema_version == 3 and record.label == "golden v2" and record.workers is None
+    assert record.schema_version == 4 and record.label == "golden v2" and record.workers is None
     added = {k: v for k, v in record.summary.model_dump().items() if k not in old["summary"]}
     starts = [g["telemetry"]["start_s"] for g in old["generations"]]
     ends = [g["telemetry"]["end_s"] for g in old["generations"]]
@@ -64,7 +66,7 @@ def test_migration_does_not_launder_a_forged_v2_summary():
 def test_v1_record_is_migrated_and_keeps_every_measured_value():
     old = json.loads(GOLDEN_V1.read_text())
     record = load_record(GOLDEN_V1)
-    assert record.schema_version == 3 and record.command == [] and record.label is None
+    assert record.schema_version == 4 and record.command == [] and record.label is None
     assert record.spec.tiny is True and record.settings.options == {}
     assert [g.latency_s for g in record.generations] == [g["latency_s"] for g in old["generations"]]
     assert {k: getattr(record.summary, k) for k in old["summary"]} == old["summary"]
@@ -275,7 +277,7 @@ def test_write_without_hard_links_still_never_overwrites(tmp_path, monkeypatch):
 def test_a_write_that_fails_halfway_leaves_no_partial_record(tmp_path):
     """The file-size limit makes the write fail after 64 kB for real; an atomic write leaves no file at the name."""
     script = (
-        "import resource, sys; from pathlib import Path; from bench.records.schema import write_new\n"
+        "import resource, sys; from pathlib import Path; from bench.records.io import write_new\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))\n"
         "try:\n    write_new(Path(sys.argv[1]), 'x' * 1_000_000)\nexcept OSError as e:\n    print('failed', e.errno)\n"
     )

@@ -12,7 +12,7 @@ from bench.analysis.reference import (
     parse_reference,
 )
 from bench.core.errors import UsageError
-from bench.records.schema import parse_record
+from bench.records.io import parse_record
 
 SHIPPED = Path(__file__).resolve().parent.parent / "results" / "reference"
 WAN13_H100 = SHIPPED / "mlenergy-v3_wan2.1-t2v-1.3b_1xh100-sxm_832x480-81f-15fps-50steps-bs1.json"

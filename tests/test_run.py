@@ -11,7 +11,7 @@ import pytest
 from bench.core.errors import UsageError
 from bench.core.metrics import video_minutes_per_gpu_hour
 from bench.core.specs import load_spec
-from bench.records.schema import load_record
+from bench.records.io import load_record
 from bench.run.runner import RunConfig, prepare
 from tests.conftest import TINY, cuda_available
 

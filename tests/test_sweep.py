@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.records.schema import load_record
+from bench.records.io import load_record
 from bench.run import runner, sweep, sweep_launch
 from bench.run.sweep_plan import KEYS, load_sweep, make_cell, run_config
 
@@ -120,7 +120,7 @@ EVERY_KEY = {"height": 32, "width": 48, "frames": 5, "fps": 8.0, "steps": 2, "gu
              "time_budget": 30.0, "warmup": 1, "seed": 7, "prompt": "-a prompt that starts with a dash",
              "telemetry": "none", "sample_period": 0.5, "save_video": True, "gpus": 2, "parallel": "ulysses=2",
              "compile": True, "attention_backend": "native", "offload": "model", "vae_tiling": True, "quantize": "fp8",
-             "cache": "pab", "memory_cap": 24.0, "fidelity": True}
+             "cache": "pab", "memory_cap": 24.0, "fidelity": True, "sample_steps": 1}
 
 
 # A cell that runs on the CPU in seconds, setting every key a CPU run can take: a real run of it shows each flag

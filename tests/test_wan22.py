@@ -12,7 +12,8 @@ import torch
 from bench.analysis.flops import count_flops, expert_steps
 from bench.core.errors import UsageError
 from bench.core.specs import check_settings, load_spec, load_spec_file, models_dir, preset_settings
-from bench.records.schema import load_record, parse_record, record_json, settings_key
+from bench.records.io import load_record, parse_record, record_json
+from bench.records.key import settings_key
 from bench.run.build import build_pipeline
 from bench.run.runner import RunConfig, prepare
 from bench.run.timing import StageClock, call_kwargs, generate

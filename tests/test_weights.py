@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from bench.core.specs import load_spec
-from bench.records.schema import load_record
+from bench.records.io import load_record
 from bench.run.build import build_pipeline
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+REFS = ROOT / "results" / "reference"
 H100 = sorted((ROOT / "results" / "nvidia-h100-80gb-hbm3").rglob("*.json"))[0]  # a genuine, gate-checked record
 
 
@@ -41,8 +42,8 @@ def test_a_link_as_the_registry_itself_is_the_users_choice(run_cli, tmp_path):
 
 @pytest.mark.parametrize("argv,fragment", [
     (["submit", H100, "--results", "FILE"], "Not a directory"),
-    (["report", "-o", "/proc/t2vbench-test.html"], "/proc/t2vbench-test.html: No such file or directory"),
-    (["report", "-o", "/proc/x/report.html"], "/proc/x/report.html: No such file or directory"),
+    (["report", "-o", "/proc/t2vbench-test.html", REFS], "/proc/t2vbench-test.html: No such file or directory"),
+    (["report", "-o", "/proc/x/report.html", REFS], "/proc/x/report.html: No such file or directory"),
     (["fleet", "--plot", "/proc/x/fleet.png"], "/proc/x"),
     (["run", "--out", "/proc/x"], "/proc/x: No such file or directory"),
 ])

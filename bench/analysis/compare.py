@@ -6,6 +6,8 @@ per-generation latencies of the merged records, bench.core.stats); energy per vi
 owned and rented (bench.analysis.fleet.cost_per_video_minute under a scenario); MFU against the counted FLOPs (bench.analysis.physics)
 at the class's peak; peak memory; and the throughput ratio to the --baseline class's row of the same model and
 settings key (and, for published rows, the same source), "not significant" where the two 95% intervals overlap.
+A step-sampled record (part of its denoise time extrapolated) has its own settings key, so it is never pooled with a
+full run's; its row is marked "step-sampled" and its interval and energy are the extrapolated ones.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from bench.analysis.scenarios import Scenario, load_scenario
 from bench.core import hardware, metrics, stats
 from bench.core.errors import UsageError
 from bench.core.specs import load_spec, spec_names
-from bench.records.schema import ResultRecord, settings_key
+from bench.records.key import settings_key
+from bench.records.schema import ResultRecord
 
 DEFAULT_BASELINE = "h100-sxm"  # the unit of the question: video minutes per H100-hour
 DEFAULT_SCENARIO = "factorial-2024"
@@ -57,6 +60,7 @@ class Row:
     warnings: tuple[str, ...] = ()
     ratio: float | None = None  # video_min_per_gpu_hour over the baseline row's
     ratio_note: str = ""  # "baseline", "significant", "not significant", "no spread"
+    measure: str = ""  # measured rows: "measured" (full runs) or "step-sampled" (skipped steps extrapolated)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,7 +134,7 @@ def measured_row(group: list[tuple[Path, ResultRecord]], s: Scenario) -> Row:
     class_id, hw = _class_of(first)
     pool = pooled([r for _, r in group])
     video_s, gpus = first.summary.video_seconds_per_generation, pool["gpus_per_generation"]
-    low, high = _interval([g.latency_s for _, r in group for g in r.generations], video_s, gpus)
+    low, high = _interval([latency for _, r in group for latency in r.latencies_s()], video_s, gpus)
     mfu, bound = _roofline(physics.record_flops(first), _peak(hw, first.settings.dtype), pool["latency_mean_s"] * gpus,
                            video_s)
     return Row(
@@ -143,6 +147,7 @@ def measured_row(group: list[tuple[Path, ResultRecord]], s: Scenario) -> Row:
         stages_s={k: pool[f"{k}_mean_s"] for k in STAGES}, paths=tuple(str(p) for p, _ in group),
         labels=tuple(dict.fromkeys(r.label for _, r in group if r.label)),
         warnings=tuple(dict.fromkeys(w for _, r in group for w in r.warnings)),
+        measure="step-sampled" if first.is_sampled else "measured",
     )
 
 
@@ -156,17 +161,25 @@ def _cost_fields(s: Scenario, hw: hardware.HardwareClass | None, tput: float | N
     return {"owned_usd_per_video_minute": owned, "rented_usd_per_video_minute": rented}
 
 
+def energy_per_video_minute_wh(record: ResultRecord) -> float | None:
+    """A record's Wh per video-minute: as measured, or on a step-sampled record extrapolated like its time (n/a where
+    it had no per-step energy to extrapolate from)."""
+    if record.is_sampled:
+        return record.summary.extrapolated_energy_per_video_minute_wh
+    return record.telemetry.summary.energy_per_video_minute_wh
+
+
 def _energy(group: list[tuple[Path, ResultRecord]]) -> float | None:
     """Wh per video-minute over the pooled records (each record's figure weighted by its video seconds); n/a
     unless every record measured energy."""
-    pairs = [(r.telemetry.summary.energy_per_video_minute_wh, r.summary.video_seconds_total) for _, r in group]
+    pairs = [(energy_per_video_minute_wh(r), r.summary.video_seconds_total) for _, r in group]
     if any(wh is None for wh, _ in pairs):
         return None
     return sum(wh * v for wh, v in pairs) / sum(v for _, v in pairs)
 
 
 def reference_key(ref: Reference) -> str:
-    """A settings key for a published figure, shaped like bench.records.schema.settings_key where the source says enough."""
+    """A settings key for a published figure, shaped like bench.records.key.settings_key where the source says enough."""
     s = ref.settings
     parts = [f"{s.width}x{s.height}" if s.width and s.height else "nosize", f"{s.num_frames}f", f"{s.fps:g}fps"]
     parts += [f"{s.steps}steps"] if s.steps else []

@@ -13,7 +13,8 @@ from bench.analysis.flops import total_flops
 from bench.core import hardware, metrics
 from bench.core.errors import UsageError
 from bench.core.specs import Settings, load_spec, spec_names
-from bench.records.schema import GPU_DEVICE, ResultRecord, load_record
+from bench.records.io import load_record
+from bench.records.schema import GPU_DEVICE, ResultRecord
 from bench.telemetry.summary import check_summary
 
 MAX_MFU = 1.0  # achieved FLOP/s over the class's peak dense FLOP/s
@@ -77,7 +78,7 @@ def _bound(record: ResultRecord, hw: hardware.HardwareClass) -> list[str]:
         return []
     peak = hw.peak_flops("fp8" if record.settings.options.get("quantize") == "fp8" and hw.fp8_tflops else "bfloat16")
     floor_s = flops / (peak * _gpus(record))
-    fastest = min(g.latency_s for g in record.generations)
+    fastest = min(record.latencies_s())  # full generations: a step-sampled one's extrapolated latency
     if fastest * MAX_MFU < floor_s:
         return [f"a generation took {fastest:.3g} s, faster than the physical bound of {floor_s:.3g} s "
                 f"({flops:.3g} FLOPs at {hw.id}'s peak): MFU above 100% is impossible"]

@@ -39,7 +39,8 @@ from bench.analysis.predict_figures import (
 from bench.analysis.predict_work import Work, work
 from bench.core.errors import UsageError
 from bench.core.specs import Settings, check_settings, load_spec, preset_settings
-from bench.records.schema import ResultRecord, settings_key
+from bench.records.key import settings_key
+from bench.records.schema import ResultRecord
 from bench.run.options import Options
 from bench.run.options import check as check_options
 

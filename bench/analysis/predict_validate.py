@@ -33,7 +33,7 @@ from bench.analysis.predict_work import work
 from bench.core import hardware
 from bench.core.errors import UsageError
 from bench.core.specs import load_spec, spec_names
-from bench.records.schema import settings_key
+from bench.records.key import settings_key
 
 BASE_MODEL = "wan2.1-t2v-1.3b"  # the model every source has on every class it measured
 GOAL = 0.10

@@ -24,7 +24,8 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from bench.core import hardware, metrics
 from bench.core.errors import UsageError
 from bench.core.jsonsafe import loads_strict
-from bench.records.schema import Slug, Text, _Strict, field_error
+from bench.records.io import field_error
+from bench.records.schema import Slug, Text, _Strict
 
 REFERENCE_VERSION = 1
 MAX_REFERENCE_BYTES = 64 * 1024  # a reference is a few hundred bytes: anything large is not one

@@ -22,7 +22,9 @@ from bench.analysis.physics import load_checked
 from bench.core import hardware
 from bench.core.errors import UsageError
 from bench.core.specs import load_spec
-from bench.records.schema import ResultRecord, record_json, settings_key, write_new
+from bench.records.io import record_json, write_new
+from bench.records.key import settings_key
+from bench.records.schema import ResultRecord
 
 TOY_DIR = "toy"
 REFERENCE_DIR = "reference"

@@ -9,7 +9,9 @@ Six kinds, and only two of them are measurements:
     bound     the roofline bound: 100% of the class's peak FLOP/s at the model's canonical setting
 
 A record is refused when it is incomplete, and (unless --allow-toy, which turns the refusal into a warning) when it
-was made on a CPU or with a toy spec: neither says anything about what video costs on a GPU.
+was made on a CPU or with a toy spec: neither says anything about what video costs on a GPU. A step-sampled record
+(`run --sample-steps`: part of each generation's denoise time extrapolated) is used, and its source says
+"step-sampled"; its settings key differs from a full run's, so a median never mixes the two.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from bench.core import hardware, metrics
 from bench.core.errors import UsageError
 from bench.core.specs import load_spec
 from bench.core.text import shown
-from bench.records.schema import settings_key
+from bench.records.key import settings_key
 
 if TYPE_CHECKING:
     from bench.analysis.scenarios import Scenario
@@ -47,7 +49,7 @@ class Throughput:
     source: str
     hardware: hardware.HardwareClass | None = None
     measured_power_w: float | None = None  # the records' measured average board power per GPU, where they have one
-    settings_key: str | None = None  # bench.records.schema.settings_key of the measured records
+    settings_key: str | None = None  # bench.records.key.settings_key of the measured records
     warnings: tuple[str, ...] = ()
 
     @property
@@ -110,8 +112,25 @@ def _setting(r: ResultRecord) -> str:
 
 
 def _power_per_gpu(r: ResultRecord) -> float | None:
-    # The telemetry's average is what its backend measured; on a multi-GPU run that is not one GPU's draw.
-    return r.telemetry.summary.avg_power_w if r.settings.gpus_used == 1 else None
+    # The telemetry's average is what its backend measured; on a multi-GPU run that is not one GPU's draw. A
+    # step-sampled run's measured average covers its skipped steps too: its extrapolated average stands for the run.
+    if r.settings.gpus_used != 1:
+        return None
+    return r.summary.extrapolated_avg_power_w if r.is_sampled else r.telemetry.summary.avg_power_w
+
+
+_SAMPLED_MEDIAN = (", STEP-SAMPLED (each generation computed a few denoising steps and its others are extrapolated "
+                   "from them; each record says its basis and spread)")
+
+
+def _sampled(r: ResultRecord) -> str:
+    """How a step-sampled record's figure was made, for its source line; '' for a full run."""
+    s = r.summary
+    if not r.is_sampled:
+        return ""
+    spread = "n/a" if s.sample_step_rel_stdev is None else f"{s.sample_step_rel_stdev:.1%}"
+    return (f", STEP-SAMPLED ({s.extrapolated_steps} of {r.settings.steps} denoising steps extrapolated from "
+            f"{s.sample_steps} computed ones, spread {spread}: {s.extrapolated_denoise_share:.0%} of the denoise time)")
 
 
 def from_record(path: str, class_id: str | None = None, allow_toy: bool = False) -> Throughput:
@@ -131,8 +150,9 @@ def from_record(path: str, class_id: str | None = None, allow_toy: bool = False)
             raise UsageError(f"--hardware {asked.id} disagrees with the record's GPU {shown(r.hardware_class)} "
                              f"({hw.id}); drop --hardware")
     value = _checked(per_gpu(r), f"{label}: its throughput")
+    measured = "step-sampled" if r.is_sampled else "measured"
     source = (f"{label}: {shown(r.spec.name)} ({_setting(r)}) on {shown(r.hardware_class)}, {value:.4g} video-min per "
-              "GPU-hour measured")
+              f"GPU-hour {measured}{_sampled(r)}")
     if hw is None:
         source += "; that GPU is not in the hardware catalogue"
     return Throughput(value, "record", source, hw, _power_per_gpu(r), settings_key(r), tuple(warnings))
@@ -194,8 +214,11 @@ def from_results(root: str, model: str, class_id: str, settings: str | None = No
     median = statistics.median(values)
     powers = [_power_per_gpu(r) for r in chosen]
     power = statistics.median(powers) if all(p is not None for p in powers) else None
-    return Throughput(median, "results", f"results {shown(root)}: median of {len(values)} {model} record(s) on {hw.id} "
-                      f"at {key}, {median:.4g} video-min per GPU-hour measured", hw, power, key, tuple(warnings))
+    sampled = chosen[0].is_sampled  # the settings key says sampled=K: all of them or none
+    kind = "step-sampled record(s)" if sampled else "record(s)"
+    return Throughput(median, "results", f"results {shown(root)}: median of {len(values)} {model} {kind} on {hw.id} at "
+                      f"{key}, {median:.4g} video-min per GPU-hour {'step-sampled' if sampled else 'measured'}"
+                      f"{_SAMPLED_MEDIAN if sampled else ''}", hw, power, key, tuple(warnings))
 
 
 def from_bound(model: str, class_id: str, allow_toy: bool = False, dtype: str = "bfloat16") -> Throughput:

@@ -7,13 +7,18 @@
   GPUs waiting for a slower one count against the server
 - video minutes per GPU-hour = (sum of video seconds / 60) / (GPU-seconds / 3600)
 - GPU-seconds per video-second (= 60 / video minutes per GPU-hour) is printed beside it
+- step-sampled runs (--sample-steps K): each expert's first step and K steps after it (split between experts in
+  proportion to their steps) are computed, the others skipped; a generation's figures are those of the full
+  generation it stands for: each skipped step counts the mean time (and energy) of its expert's computed steps other
+  than its first (the basis), in place of what it measured, in the denoise time, the latency and everything that
+  follows from them. The measured figures, the basis and its spread (relative stdev) are kept beside them.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, model_serializer
@@ -59,6 +64,23 @@ class Summary(BaseModel):
     server_video_minutes_per_gpu_hour: float | None = None
     workers: Count | None = None
     per_worker_rel_spread: float | None = None
+    # Step-sampled runs only (None, and absent from the file, for full runs): the figures above are then those of the
+    # full generations, with the skipped steps extrapolated; these say from what and with what spread.
+    sample_steps: Count | None = None  # K: computed steps after each expert's first
+    extrapolated_steps: Count | None = None  # skipped steps per generation, their time extrapolated
+    measured_latency_mean_s: float | None = None  # as the clock measured the step-sampled generations
+    measured_denoise_mean_s: float | None = None
+    extrapolated_denoise_share: float | None = None  # of the denoise time, the part extrapolated
+    sample_step_rel_stdev: float | None = None  # relative stdev of the basis steps' times (the largest over experts)
+    extrapolated_energy_per_video_j: float | None = None  # worker 0's, where every step's energy was read
+    extrapolated_denoise_energy_mean_j: float | None = None
+    extrapolated_energy_per_video_minute_wh: float | None = None
+    extrapolated_avg_power_w: float | None = None
+
+    @property
+    def sampled(self) -> bool:
+        """Whether the figures come from a step-sampled run (part of the denoise time extrapolated)."""
+        return self.sample_steps is not None
 
     @model_serializer(mode="wrap")
     def _omit_absent(self, handler: Any) -> dict[str, Any]:
@@ -100,9 +122,20 @@ def gpus_per_generation(gpus_used: int, parallel: str | None) -> int:
 
 
 def summarize(generations: Sequence[dict[str, Any]], num_frames: int, fps: float, gpus_used: int,
-              parallel: str | None = None) -> Summary:
+              parallel: str | None = None, sampling: Mapping[str, Any] | None = None) -> Summary:
     """Summary figures of timed generations; each holds latency_s and its stage times in seconds, and (for the
-    server figures) telemetry.start_s/end_s on one clock shared by all workers, and its worker index."""
+    server figures) telemetry.start_s/end_s on one clock shared by all workers, and its worker index. `sampling` is
+    a step-sampled run's plan (sample_steps, experts: component, first_step, steps, computed_steps): the figures are
+    then the full generations' (see full_generations), with the sampled ones beside them."""
+    if sampling is None:
+        return Summary(**_figures(generations, num_frames, fps, gpus_used, parallel))
+    full = full_generations(generations, sampling["experts"])
+    return Summary(**_figures(full, num_frames, fps, gpus_used, parallel),
+                   **_sampled_figures(generations, full, sampling, video_seconds(num_frames, fps)))
+
+
+def _figures(generations: Sequence[dict[str, Any]], num_frames: int, fps: float, gpus_used: int,
+             parallel: str | None) -> dict[str, Any]:
     latencies = [g["latency_s"] for g in generations]
     n = len(latencies)
     wall_s = sum(latencies)
@@ -111,7 +144,7 @@ def summarize(generations: Sequence[dict[str, Any]], num_frames: int, fps: float
     mean_s = wall_s / n
     stages = {k: sum(g[k] for g in generations) / n for k in ("text_encode_s", "denoise_s", "vae_decode_s")}
     steps = [s for g in generations for s in g["step_s"]]
-    return Summary(**{
+    return {
         "generations": n,
         "video_seconds_per_generation": video_seconds(num_frames, fps),
         "video_seconds_total": video_s,
@@ -131,7 +164,7 @@ def summarize(generations: Sequence[dict[str, Any]], num_frames: int, fps: float
         "vae_decode_mean_s": stages["vae_decode_s"],
         "other_mean_s": mean_s - sum(stages.values()),
         **_server(generations, video_s, gpus_used, num_frames, fps),
-    })
+    }
 
 
 def _server(generations: Sequence[dict[str, Any]], video_s: float, gpus_used: int, num_frames: int, fps: float
@@ -153,6 +186,107 @@ def _server(generations: Sequence[dict[str, Any]], video_s: float, gpus_used: in
     }
 
 
+# --- step-sampled runs ---------------------------------------------------------------------------------------------
+
+
+def sampled_steps(experts: Sequence[Mapping[str, Any]]) -> list[tuple[list[int], list[int]]]:
+    """Per expert of a step-sampled run's plan: (its basis: the computed steps after its first, its skipped steps),
+    as 0-based step indices of the whole schedule."""
+    out = []
+    for e in experts:
+        computed = set(e["computed_steps"])
+        span = range(e["first_step"], e["first_step"] + e["steps"])
+        out.append(([i for i in span if i in computed and i != e["first_step"]], [i for i in span if i not in computed]))
+    return out
+
+
+def extrapolate(generation: Mapping[str, Any], experts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """A step-sampled generation as the full generation it stands for: each skipped step takes the mean time of its
+    expert's basis steps instead of what it measured, in step_s, denoise_s and latency_s; where every step's energy
+    was read (telemetry.step_energy_j), energy_j and denoise_energy_j likewise. Other fields are kept as measured."""
+    step_s = list(generation["step_s"])
+    step_j = (generation.get("telemetry") or {}).get("step_energy_j")
+    added_s, added_j = 0.0, 0.0
+    for basis, skipped in sampled_steps(experts):
+        if not skipped:
+            continue
+        mean_s = sum(generation["step_s"][i] for i in basis) / len(basis)
+        added_s += sum(mean_s - step_s[i] for i in skipped)
+        if step_j is not None:
+            mean_j = sum(step_j[i] for i in basis) / len(basis)
+            added_j += sum(mean_j - step_j[i] for i in skipped)
+        for i in skipped:
+            step_s[i] = mean_s
+    out = {**generation, "step_s": step_s, "denoise_s": generation["denoise_s"] + added_s,
+           "latency_s": generation["latency_s"] + added_s}
+    t = generation.get("telemetry")
+    if t is not None:
+        known = step_j is not None and t.get("energy_j") is not None and t.get("denoise_energy_j") is not None
+        out["telemetry"] = {**t, "energy_j": t["energy_j"] + added_j if known else None,
+                            "denoise_energy_j": t["denoise_energy_j"] + added_j if known else None}
+    return out
+
+
+def full_generations(generations: Sequence[Mapping[str, Any]], experts: Sequence[Mapping[str, Any]]
+                     ) -> list[dict[str, Any]]:
+    """The full generations step-sampled ones stand for (extrapolate), on a clock on which each worker's generations
+    take their extrapolated time: each one's start and end move by the time extrapolated onto that worker's earlier
+    generations (and its end by its own), so the server window is the one full generations would have held.
+    `generations` are in order of start within each worker, as a record holds them."""
+    out, moved_s = [], {}
+    for g in generations:
+        full = extrapolate(g, experts)
+        worker = g.get("worker") or 0
+        before = moved_s.get(worker, 0.0)
+        moved_s[worker] = before + full["latency_s"] - g["latency_s"]
+        if full.get("telemetry") is not None:
+            t = full["telemetry"]
+            full["telemetry"] = {**t, "start_s": t["start_s"] + before, "end_s": t["end_s"] + moved_s[worker]}
+        out.append(full)
+    return out
+
+
+def _rel_stdev(values: Sequence[float]) -> float | None:
+    return statistics.stdev(values) / statistics.mean(values) if len(values) > 1 else None
+
+
+def _sampled_figures(measured: Sequence[Mapping[str, Any]], full: Sequence[Mapping[str, Any]],
+                     sampling: Mapping[str, Any], video_s: float) -> dict[str, Any]:
+    """What a step-sampled run's figures rest on: K, the steps extrapolated, the measured means, the share of the
+    denoise time extrapolated, the spread of the basis steps, and worker 0's extrapolated energy."""
+    n = len(measured)
+    parts = sampled_steps(sampling["experts"])
+    skipped = [i for _, s in parts for i in s]
+    extrapolated_s = sum(g["step_s"][i] for g in full for i in skipped)
+    spreads = [_rel_stdev([g["step_s"][i] for g in measured for i in basis]) for basis, _ in parts if basis]
+    spreads = [v for v in spreads if v is not None]
+    denoise_s = sum(g["denoise_s"] for g in full)
+    return {
+        "sample_steps": sampling["sample_steps"],
+        "extrapolated_steps": len(skipped),
+        "measured_latency_mean_s": sum(g["latency_s"] for g in measured) / n,
+        "measured_denoise_mean_s": sum(g["denoise_s"] for g in measured) / n,
+        "extrapolated_denoise_share": extrapolated_s / denoise_s if denoise_s > 0 else 0.0,
+        "sample_step_rel_stdev": max(spreads) if spreads else None,
+        **_sampled_energy([g for g in full if (g.get("worker") or 0) == 0], video_s),
+    }
+
+
+def _sampled_energy(full: Sequence[Mapping[str, Any]], video_s: float) -> dict[str, float | None]:
+    energy = [(g.get("telemetry") or {}).get("energy_j") for g in full]
+    denoise = [(g.get("telemetry") or {}).get("denoise_energy_j") for g in full]
+    if not full or None in energy or None in denoise:
+        return {}
+    total_j, wall_s = sum(energy), sum(g["latency_s"] for g in full)
+    return {
+        "extrapolated_energy_per_video_j": total_j / len(full),
+        "extrapolated_denoise_energy_mean_j": sum(denoise) / len(full),
+        "extrapolated_energy_per_video_minute_wh": total_j / 3600 / (len(full) * video_s / 60),
+        "extrapolated_avg_power_w": total_j / wall_s,
+    }
+
+
+
 def quality_warnings(summary: Summary) -> list[str]:
     """Warnings about a weak measurement: too few generations, too much spread."""
     warnings = []
@@ -165,5 +299,11 @@ def quality_warnings(summary: Summary) -> list[str]:
         warnings.append(
             f"latency spread {summary.latency_rel_stdev:.0%} (relative stdev) is above {MAX_REL_STDEV:.0%}: "
             "the machine may be busy or throttling; rerun with more --repeats"
+        )
+    spread = summary.sample_step_rel_stdev
+    if spread is not None and spread > MAX_REL_STDEV:
+        warnings.append(
+            f"the computed steps' times spread {spread:.0%} (relative stdev), above {MAX_REL_STDEV:.0%}: the "
+            "extrapolated denoise time is uncertain; use a larger --sample-steps or a full run"
         )
     return warnings

@@ -33,8 +33,11 @@ def _usd(value: float | None) -> str:
 
 
 def kind_cell(row: Row) -> str:
+    sampled = row.measure == "step-sampled"
     if row.toy:
-        return f"TOY ({row.toy})"
+        return f"TOY ({row.toy}{', step-sampled' if sampled else ''})"
+    if sampled:
+        return "step-sampled"
     return "ESTIMATE" if row.kind == "estimate" else row.kind
 
 
@@ -86,6 +89,10 @@ def notes(c: Comparison) -> list[str]:
         f"vs {c.baseline}: video-min per GPU-hour over the {c.baseline} row of the same model and settings (published "
         "rows: of the same source); 'not significant' where the two 95% intervals overlap.",
     ]
+    if any(r.measure == "step-sampled" for r in c.rows):
+        out.append("step-sampled: each generation computed every expert's first step and K more (settings key "
+                   "'sampled=K') and its other steps' time and energy are extrapolated from the K; such rows are "
+                   "never pooled with measured (full) runs, and each record says its basis and spread (t2vbench show)")
     if c.hidden_toy_records:
         out.append(f"{c.hidden_toy_records} toy or CPU record(s) hidden: they say nothing about what video costs on "
                    "GPUs; --allow-toy shows them")

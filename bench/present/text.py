@@ -47,13 +47,15 @@ def format_run(record: ResultRecord, path: Path | str) -> str:
         f"  options               {format_options(st.options)}",
         f"  timed generations     {int(s.generations)} (warm-up {len(warm)}, load {record.load_s:.1f} s, both "
         "excluded)" + (f"; cold start: first warm-up {warm[0]:.1f} s" if warm and st.options.get("compile") else ""),
-        f"  video min / GPU-hour  {s.video_minutes_per_gpu_hour:.4g}",
+        *_sampled_lines(record),
+        f"  video min / GPU-hour  {s.video_minutes_per_gpu_hour:.4g}{_tag(record)}",
         *_server_lines(record),
         f"  GPU-s / video-s       {s.gpu_seconds_per_video_second:.4g}",
         f"  latency p50 / p90     {s.latency_p50_s:.3f} s / {s.latency_p90_s:.3f} s "
-        f"(spread {s.latency_rel_stdev:.1%})",
+        f"(spread {s.latency_rel_stdev:.1%}){_tag(record)}",
         f"  stages (mean)         text {s.text_encode_mean_s:.3f} s | denoise {s.denoise_mean_s:.3f} s "
-        f"({s.step_mean_s:.4f} s/step) | vae {s.vae_decode_mean_s:.3f} s | other {s.other_mean_s:.3f} s",
+        f"({s.step_mean_s:.4f} s/step{', step-sampled' if s.sampled else ''}) | vae {s.vae_decode_mean_s:.3f} s | "
+        f"other {s.other_mean_s:.3f} s",
         f"  peak memory           {record.peak_memory_bytes / 2**30:.2f} GiB ({record.peak_memory_method})",
     ]
     if record.fidelity is not None:
@@ -66,6 +68,24 @@ def format_run(record: ResultRecord, path: Path | str) -> str:
     out += [f"  warning: {clean(w)}" for w in record.warnings]
     out.append(f"record: {clean(path)}")
     return "\n".join(out)
+
+
+def _tag(record: ResultRecord) -> str:
+    return "  (step-sampled: skipped steps extrapolated)" if record.is_sampled else ""
+
+
+def _sampled_lines(record: ResultRecord) -> list[str]:
+    """A step-sampled record: which steps ran, what is extrapolated from what with what spread, what was measured."""
+    s, plan = record.summary, record.sampling
+    if plan is None:
+        return []
+    spread = "n/a (one basis step)" if s.sample_step_rel_stdev is None else f"{s.sample_step_rel_stdev:.1%}"
+    return [f"  step-sampled          --sample-steps {plan.sample_steps}: {clean(plan.describe())}",
+            f"  extrapolated          {s.extrapolated_steps} step{'s' if s.extrapolated_steps != 1 else ''} per "
+            f"generation, {s.extrapolated_denoise_share:.0%} "
+            f"of the denoise time; spread of the steps it comes from {spread} (relative stdev)",
+            f"  as measured           latency {s.measured_latency_mean_s:.3f} s, denoise {s.measured_denoise_mean_s:.3f} s "
+            "(mean, skipped steps included as they ran)"]
 
 
 def _server_lines(record: ResultRecord) -> list[str]:
@@ -104,21 +124,35 @@ def format_telemetry(record: ResultRecord) -> list[str]:
     energy = (f"{_num(s.energy_per_video_j, '.1f', 'J')} per video, {_num(s.energy_per_video_minute_wh, '.2f', 'Wh')}"
               f" per video-minute ({t.energy_method})" if t.energy_method else f"n/a ({clean(t.energy_unsupported_reason)})")
     throttled = ", ".join(f"{clean(k)} {v:.0%}" for k, v in sorted(s.throttle_share.items()) if v > 0) or "none"
+    measured = " as measured (step-sampled: the skipped steps' share is missing)" if record.is_sampled else ""
     return [
-        f"  energy                {energy}",
+        f"  energy                {energy}{measured}",
+        *_sampled_energy(record),
         f"  power avg / peak      {_num(s.avg_power_w, '.0f', 'W')} / {_num(s.peak_power_w, '.0f', 'W')} "
-        f"(limit {_num(s.power_limit_w, '.0f', 'W')})",
+        f"(limit {_num(s.power_limit_w, '.0f', 'W')}){' as measured' if record.is_sampled else ''}",
         f"  SM clock mean / max   {_num(s.sm_clock_mean_mhz, '.0f', 'MHz')} / {_num(s.sm_clock_max_mhz, '.0f', 'MHz')}",
         f"  clock events          {throttled}",
         f"  peak temperature      {_num(s.peak_temperature_c, '.0f', 'C')} ({s.samples} samples, {clean(t.backend)})",
     ] + _cpu_line(record)
 
 
+def _sampled_energy(record: ResultRecord) -> list[str]:
+    s = record.summary
+    if not record.is_sampled:
+        return []
+    if s.extrapolated_energy_per_video_j is None:
+        return ["  energy, extrapolated  n/a (no per-step energy from a counter to extrapolate from)"]
+    return [f"  energy, extrapolated  {s.extrapolated_energy_per_video_j:.1f} J per video, "
+            f"{s.extrapolated_energy_per_video_minute_wh:.2f} Wh per video-minute, avg power "
+            f"{s.extrapolated_avg_power_w:.0f} W (step-sampled: skipped steps at their basis' mean energy)"]
+
+
 def _cpu_line(record: ResultRecord) -> list[str]:
     cpu = record.telemetry.cpu
     if cpu.package_energy_j is None:
         return [f"  CPU package energy    n/a ({clean(cpu.reason)})"]
-    return [f"  CPU package energy    {cpu.package_energy_j:.1f} J over the timed generations (RAPL)"]
+    sampled = ", step-sampled, as measured" if record.is_sampled else ""
+    return [f"  CPU package energy    {cpu.package_energy_j:.1f} J over the timed generations (RAPL{sampled})"]
 
 
 def format_hardware(classes: Sequence) -> str:

@@ -15,8 +15,9 @@ from typing import Any
 from bench.core import metrics
 from bench.core.errors import UsageError
 from bench.records import journal as msgs
+from bench.records.io import validate
 from bench.records.journal import Message
-from bench.records.schema import SCHEMA_VERSION, Generation, ResultRecord, TelemetrySummary, validate
+from bench.records.schema import SCHEMA_VERSION, Generation, ResultRecord, TelemetrySummary
 from bench.telemetry.sampler import DEFAULT_PERIOD_S
 from bench.telemetry.summary import ENERGY_FIELDS
 from bench.telemetry.summary import summarize as summarize_telemetry
@@ -118,8 +119,9 @@ def build_record(state: RunState, reason: str | None) -> ResultRecord:
         why = f"telemetry dropped, it failed validation ({exc})"
         data["telemetry"] = _no_telemetry(why, data["telemetry"])
         data["warnings"].append(f"telemetry was dropped: it failed validation ({exc})")
-        data["generations"] = [{**g, "telemetry": {**g["telemetry"], **dict.fromkeys(ENERGY_FIELDS)}}
-                               for g in data["generations"]]
+        data["generations"] = [{**g, "telemetry": {**g["telemetry"], **dict.fromkeys(ENERGY_FIELDS),
+                                                   "step_energy_j": None}} for g in data["generations"]]
+        data["summary"] = _summary(state, data["generations"])
         for w in data["workers"] or []:
             w["telemetry"] = None
         return validate(data, "the run's record")
@@ -134,8 +136,9 @@ def _record_data(state: RunState, reason: str | None) -> dict[str, Any]:
     gens = state.generations()
     telemetry, own, warnings = _telemetry(first, [g for g in gens if g["worker"] == 0], video_s)
     gens = [own.pop(0) if g["worker"] == 0 else g for g in gens]  # worker 0's, with energy filled in
-    summary = metrics.summarize(gens, s.num_frames, s.fps, h.gpus_used, h.parallel)
-    warnings = list(h.warnings) + metrics.quality_warnings(summary) + warnings
+    gens = _step_energy(gens, telemetry["energy_method"])
+    summary = _summary(state, gens)
+    warnings = list(h.warnings) + _sampling_lines(state, summary) + metrics.quality_warnings(summary) + warnings
     warnings += _per_worker_warnings(state)
     warnings += _recompile_warnings(state)
     if reason is not None:
@@ -158,7 +161,47 @@ def _record_data(state: RunState, reason: str | None) -> dict[str, Any]:
         "warnings": warnings, "telemetry": telemetry,
         "fidelity": _fidelity(state), "video_path": first.video,
         "workers": _workers(state, video_s) if len(state.workers) > 1 else None,
+        "sampling": _sampling(state),
     }
+
+
+def _sampling(state: RunState) -> dict[str, Any] | None:
+    """A step-sampled run's plan as worker 0 made it from the pipeline's schedule (every worker makes the same)."""
+    loaded = state.worker(0).loaded
+    return None if loaded is None or loaded.sampling is None else loaded.sampling.model_dump()
+
+
+def _summary(state: RunState, gens: list[dict[str, Any]]) -> metrics.Summary:
+    h = state.header
+    return metrics.summarize(gens, h.settings.num_frames, h.settings.fps, h.gpus_used, h.parallel, _sampling(state))
+
+
+def _step_energy(gens: list[dict[str, Any]], method: str | None) -> list[dict[str, Any]]:
+    """Per-step energies are kept where the counter is the record's energy and every one of them was read and is
+    not negative (a counter running backwards); otherwise dropped, as the telemetry summary drops its readings."""
+    out = []
+    for g in gens:
+        t = g["telemetry"]
+        steps_j = t.get("step_energy_j")
+        keep = (method == "counter" and steps_j is not None and t.get("denoise_energy_j") is not None
+                and len(steps_j) == len(g["step_s"]) and min(steps_j, default=0.0) >= 0)
+        out.append(g if keep or steps_j is None else {**g, "telemetry": {**t, "step_energy_j": None}})
+    return out
+
+
+def _sampling_lines(state: RunState, summary: metrics.Summary) -> list[str]:
+    """What a step-sampled record says plainly among its warnings: which steps ran, what is extrapolated, from
+    what, with what spread."""
+    loaded = state.worker(0).loaded
+    if loaded is None or loaded.sampling is None:
+        return []
+    spread = summary.sample_step_rel_stdev
+    spread_text = "no spread: one basis step" if spread is None else f"relative stdev {spread:.1%}"
+    energy = ("; energy and power are extrapolated the same way" if summary.extrapolated_energy_per_video_j is not None
+              else "; energy and power are as measured (no per-step energy to extrapolate from)")
+    return [f"step-sampled (--sample-steps {loaded.sampling.sample_steps}): {loaded.sampling.describe()} "
+            f"({spread_text}), {summary.extrapolated_denoise_share:.0%} of the denoise time; latency and throughput "
+            f"include the extrapolated steps{energy}"]
 
 
 def _telemetry(w: WorkerState, gens: list[dict[str, Any]], video_s: float
@@ -216,5 +259,8 @@ def _fidelity(state: RunState) -> dict[str, Any] | None:
     found = state.worker(0).fidelity
     if found is None:
         return None
+    reference = "a plain generation of the same settings and seed, in the same process"
+    if _sampling(state) is not None:
+        reference += "; both whole and untimed (the timed generations are step-sampled)"
     return {**found.model_dump(include={"psnr_db", "ssim", "seed"}), "compared": state.header.output_changing,
-            "reference": "a plain generation of the same settings and seed, in the same process"}
+            "reference": reference}

@@ -33,16 +33,8 @@ from bench.core import metrics
 from bench.core.errors import UsageError
 from bench.core.files import write_atomic
 from bench.core.jsonsafe import loads_strict
-from bench.records.schema import (
-    DETAIL_KEYS,
-    HardwareClassName,
-    OptionName,
-    OptionValue,
-    Slug,
-    SpecRef,
-    Text,
-    field_error,
-)
+from bench.records.io import field_error
+from bench.records.schema import DETAIL_KEYS, HardwareClassName, OptionName, OptionValue, Slug, SpecRef, Text
 
 CALIBRATION_VERSION = 1
 KIND = "calibration"

@@ -4,13 +4,13 @@ torch), and the journal they are appended to as they arrive.
 Every message is one JSON line in the journal: {"kind": ..., **fields}. The first line is the run's header, written by
 the parent before the worker starts, so a journal alone is enough to rebuild the record (`t2vbench recover`).
 
-  header      run id, time, command line, label, spec, settings, options, layout, weights (parent)
+  header      run id, time, command line, label, spec, settings, options, layout, weights, --sample-steps (parent)
 Every other message carries `worker`, the index of the worker that sent it (0 on single-GPU runs).
   device      device, dtype, environment, hardware class: sent before the model is built
   telemetry   the telemetry backend's static description
-  loaded      seconds to build or load the pipeline; the serving options as applied
+  loaded      seconds to build or load the pipeline; the serving options as applied; a step-sampled run's plan
   warmup      one untimed generation: index, seed, latency
-  generation  one timed generation: raw stage timings, energy readings, peak memory
+  generation  one timed generation: raw stage timings, energy readings (also per step), peak memory
   series      a chunk of the sampled telemetry series (streamed during the run)
   cpu_energy  CPU package energy over the timed generations
   fidelity    PSNR/SSIM of the first timed generation against a plain one of the same seed
@@ -26,14 +26,15 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_serializer
 
 from bench.core.errors import UsageError
 from bench.core.jsonsafe import loads_strict
 from bench.core.specs import Settings
-from bench.records.schema import CpuEnergy, OptionName, OptionValue, SpecRef, Text, Weights, field_error
+from bench.records.io import field_error
+from bench.records.schema import CpuEnergy, OptionName, OptionValue, Sampling, SpecRef, Text, Weights
 
 JOURNAL_VERSION = 1
 MAX_JOURNAL_BYTES = 256 * 1024 * 1024
@@ -41,10 +42,25 @@ Worker = Annotated[int, Field(ge=0, le=4095)]
 Series = dict[Annotated[str, Field(max_length=40)], list[float | int | None]]
 
 
-class _Message(BaseModel):
-    """One line of the journal. `worker` is set by the parent from the pipe the message came up (0: one worker)."""
+class _Plain(BaseModel):
+    """A journal model; fields named in `_unless_set` are written only when set (added after journals existed:
+    lines without them read as before, and a run without them writes what it always wrote)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+    _unless_set: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _omit_unset(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        for name in self._unless_set:
+            if data.get(name) is None:
+                data.pop(name, None)
+        return data
+
+
+class _Message(_Plain):
+    """One line of the journal. `worker` is set by the parent from the pipe the message came up (0: one worker)."""
+
     worker: Worker = 0
 
     def line(self) -> str:
@@ -61,20 +77,22 @@ class RunPlan(BaseModel):
     time_budget_s: float | None
 
 
-class GenerationReadings(BaseModel):
+class GenerationReadings(_Plain):
     """A generation's place on the sampler's clock and its energy counter readings, as read: the parent decides
     which energy the record keeps (a counter may run backwards; bench.telemetry.summary drops it then)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+    _unless_set = ("step_energy_j",)
     start_s: float
     end_s: float
     energy_j: float | None
     text_encode_energy_j: float | None
     denoise_energy_j: float | None
     vae_decode_energy_j: float | None
+    step_energy_j: list[float] | None = None  # each step's, where every reading was there
 
 
 class Header(_Message):
+    _unless_set = ("sample_steps",)
     kind: Literal["header"] = "header"
     journal_version: int
     t2vbench_version: str
@@ -92,6 +110,7 @@ class Header(_Message):
     output_changing: list[Text]
     weights: Weights
     warnings: list[Text]
+    sample_steps: int | None = None  # --sample-steps K: a step-sampled run
 
 
 class Device(_Message):
@@ -122,9 +141,11 @@ class TelemetryInfo(_Message):
 
 
 class Loaded(_Message):
+    _unless_set = ("sampling",)
     kind: Literal["loaded"] = "loaded"
     load_s: float
     options: dict[OptionName, OptionValue]
+    sampling: Sampling | None = None  # a step-sampled run's plan, made from the built pipeline's schedule
 
 
 class Warmup(_Message):

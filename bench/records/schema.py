@@ -14,23 +14,26 @@ Schema versions (bump SCHEMA_VERSION and add an `update_to_N` step for every cha
      figures in the summary (`server_window_s`, `server_video_minutes_per_gpu_hour`, `workers`,
      `per_worker_rel_spread`); `settings.options.parallel` is 'data' or 'ulysses=U,ring=R' on multi-GPU runs.
      v2 files load through update_to_3, which adds only the new summary figures, recomputed from their raw times.
+  4  step-sampled runs (--sample-steps K): `sampling` (K and, per expert, its steps and which of them were computed;
+     absent on full runs), per-generation `telemetry.step_energy_j` (each step's energy from the counter, where it
+     was read), and the summary's sampled figures (`sample_steps`, `extrapolated_steps`, `measured_latency_mean_s`,
+     `measured_denoise_mean_s`, `extrapolated_denoise_share`, `sample_step_rel_stdev`, `extrapolated_*` energy and
+     power). On a step-sampled record the summary's figures are those of the full generations, the skipped steps
+     extrapolated (bench.core.metrics); the generations keep what was measured. v3 files are full runs and load
+     through update_to_4, which changes only the version: a full run's record reads exactly as before.
 """
 
 from __future__ import annotations
 
-import json
+import math
 import re
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 from bench.core import metrics
-from bench.core.errors import UsageError
-from bench.core.files import write_atomic
-from bench.core.jsonsafe import loads_strict
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 MAX_RECORD_BYTES = 64 * 1024 * 1024  # records come from strangers: bound what we parse
 
 Seconds = Annotated[float, Field(ge=0, le=1e7)]
@@ -103,6 +106,25 @@ class GenerationTelemetry(_Strict):
     text_encode_energy_j: Joules | None
     denoise_energy_j: Joules | None
     vae_decode_energy_j: Joules | None
+    # Each denoising step's energy from the counter (v4; absent where the counter was not the energy method): they
+    # add up to denoise_energy_j, and a step-sampled run extrapolates its skipped steps' energy from them.
+    step_energy_j: Annotated[list[Joules], Field(max_length=10000)] | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_steps(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        if data.get("step_energy_j") is None:
+            data.pop("step_energy_j", None)
+        return data
+
+    @model_validator(mode="after")
+    def _steps_add_up(self) -> GenerationTelemetry:
+        if self.step_energy_j is None:
+            return self
+        total = sum(self.step_energy_j)
+        if self.denoise_energy_j is None or not math.isclose(total, self.denoise_energy_j, rel_tol=1e-6, abs_tol=1e-6):
+            raise ValueError(f"step energies add up to {total} J but denoise_energy_j is {self.denoise_energy_j}")
+        return self
 
 
 class TelemetrySummary(_Strict):
@@ -175,7 +197,90 @@ class Generation(_Strict):
         staged = self.text_encode_s + self.denoise_s + self.vae_decode_s
         if staged > self.latency_s * (1 + 1e-6):
             raise ValueError(f"stage times add up to {staged} s, more than latency_s {self.latency_s} s")
+        steps_j = self.telemetry.step_energy_j if self.telemetry else None
+        if steps_j is not None and len(steps_j) != len(self.step_s):
+            raise ValueError(f"{len(steps_j)} step energies for {len(self.step_s)} steps")
         return self
+
+
+Step = Annotated[int, Field(ge=0, le=9999)]
+
+
+class SampledExpert(_Strict):
+    """One denoiser of a step-sampled run: the steps it runs (first_step onwards) and which of them were computed.
+    Its first step carries one-off costs and is measured but not extrapolated from; the computed steps after it are
+    the basis of its skipped steps."""
+
+    component: OptionName
+    first_step: Step
+    steps: Annotated[int, Field(ge=1, le=10000)]
+    computed_steps: Annotated[list[Step], Field(min_length=1, max_length=10000)]
+
+    @model_validator(mode="after")
+    def _within(self) -> SampledExpert:
+        c = self.computed_steps
+        if c[0] != self.first_step or any(b <= a for a, b in zip(c, c[1:])) or c[-1] >= self.first_step + self.steps:
+            raise ValueError(f"{self.component}'s computed steps {c} must rise from its first step {self.first_step} "
+                             f"within its {self.steps} steps")
+        if len(c) == 1 and self.steps > 1:
+            raise ValueError(f"{self.component} skips steps but computed none to extrapolate them from")
+        return self
+
+    @property
+    def basis(self) -> list[int]:
+        return self.computed_steps[1:]
+
+
+class Sampling(_Strict):
+    """How a step-sampled run chose its steps: K computed after each expert's first, split between the experts in
+    proportion to their steps; the experts follow each other through the schedule."""
+
+    sample_steps: Annotated[int, Field(ge=1, le=10000)]
+    experts: Annotated[list[SampledExpert], Field(min_length=1, max_length=8)]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Sampling:
+        start = 0
+        for e in self.experts:
+            if e.first_step != start:
+                raise ValueError(f"{e.component} starts at step {e.first_step}, not where the one before ends ({start})")
+            start += e.steps
+        if sum(len(e.basis) for e in self.experts) != self.sample_steps:
+            raise ValueError(f"the experts compute {sum(len(e.basis) for e in self.experts)} steps after their first, "
+                             f"not sample_steps {self.sample_steps}")
+        if self.computed == self.total_steps:
+            raise ValueError("every step was computed: not a step-sampled run")
+        return self
+
+    @property
+    def total_steps(self) -> int:
+        return sum(e.steps for e in self.experts)
+
+    @property
+    def computed(self) -> int:
+        """Steps computed per generation (each expert's first included)."""
+        return sum(len(e.computed_steps) for e in self.experts)
+
+    def describe(self) -> str:
+        """The plan in words, steps counted from 1: 'steps 1-6 of 50 computed; the other 44 extrapolated from the
+        mean of steps 2-6'."""
+        basis = [f"{_ranges(e.basis)}{f' ({e.component})' if len(self.experts) > 1 else ''}" for e in self.experts
+                 if e.basis]
+        computed = ", ".join(_ranges(e.computed_steps) for e in self.experts)
+        each = ", each expert from its own" if len(self.experts) > 1 else ""
+        return (f"steps {computed} of {self.total_steps} computed; the other {self.total_steps - self.computed} "
+                f"extrapolated from the mean of steps {' and '.join(basis)}{each}")
+
+
+def _ranges(steps: list[int]) -> str:
+    """0-based step indices as 1-based ranges: [1, 2, 3, 7] -> '2-4, 8'."""
+    out: list[list[int]] = []
+    for i in steps:
+        if out and i == out[-1][1] + 1:
+            out[-1][1] = i
+        else:
+            out.append([i, i])
+    return ", ".join(f"{a + 1}" if a == b else f"{a + 1}-{b + 1}" for a, b in out)
 
 
 class WorkerReport(_Strict):
@@ -200,7 +305,7 @@ class Fidelity(_Strict):
 
 
 class ResultRecord(_Strict):
-    schema_version: Literal[3]
+    schema_version: Literal[4]
     t2vbench_version: Annotated[str, Field(max_length=50)]
     command: Annotated[list[Text], Field(max_length=200)]  # the command line that ran, as argv
     label: Annotated[str, Field(max_length=200)] | None
@@ -225,6 +330,27 @@ class ResultRecord(_Strict):
     fidelity: Fidelity | None = None
     video_path: Text | None = None
     workers: Annotated[list[WorkerReport], Field(max_length=4096)] | None = None  # multi-GPU runs only
+    sampling: Sampling | None = None  # step-sampled runs only (--sample-steps); absent from a full run's file
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_sampling(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        if data.get("sampling") is None:
+            data.pop("sampling", None)
+        return data
+
+    @property
+    def is_sampled(self) -> bool:
+        """Step-sampled (--sample-steps): part of every generation's denoise time is extrapolated, not measured."""
+        return self.sampling is not None
+
+    def latencies_s(self) -> list[float]:
+        """Each timed generation's latency as a full generation: as measured, or on a step-sampled record with its
+        skipped steps extrapolated (bench.core.metrics.extrapolate)."""
+        if self.sampling is None:
+            return [g.latency_s for g in self.generations]
+        experts = self.sampling.model_dump()["experts"]
+        return [metrics.extrapolate(g.model_dump(), experts)["latency_s"] for g in self.generations]
 
     @property
     def is_cpu(self) -> bool:
@@ -244,109 +370,21 @@ class ResultRecord(_Strict):
 
     @model_validator(mode="after")
     def _summary_recomputes(self) -> ResultRecord:
-        """Every summary figure must follow from the raw timings."""
+        """Every summary figure must follow from the raw timings (and, step-sampled, from the plan)."""
         s = self.settings
+        if self.telemetry.energy_method != "counter" and any(g.telemetry and g.telemetry.step_energy_j is not None
+                                                             for g in self.generations):
+            raise ValueError("per-step energies come from an energy counter, but the record's energy method is "
+                             f"{self.telemetry.energy_method}")
+        if self.sampling is not None:
+            if self.sampling.total_steps != s.steps:
+                raise ValueError(f"sampling covers {self.sampling.total_steps} steps, settings.steps is {s.steps}")
+            if any(len(g.step_s) != s.steps for g in self.generations):
+                raise ValueError(f"a step-sampled record keeps all {s.steps} step times of every generation")
         expected = metrics.summarize([g.model_dump() for g in self.generations], s.num_frames, s.fps, s.gpus_used,
-                                     s.options.get("parallel"))
+                                     s.options.get("parallel"),
+                                     self.sampling.model_dump() if self.sampling is not None else None)
         problem = self.summary.mismatch(expected)
         if problem:
             raise ValueError(problem)
         return self
-
-
-def settings_key(record: ResultRecord) -> str:
-    """The settings a measurement depends on, as a path-safe key: records with different keys are never merged.
-
-    Seed, prompt, repeats and warm-up do not change what a generation costs; pixels, frames, fps, steps, guidance,
-    dtype, GPUs and every serving option do. Example: '832x480-81f-16fps-50steps-g5-bfloat16-1gpu'.
-    """
-    s = record.settings
-    parts = [f"{s.width}x{s.height}", f"{s.num_frames}f", f"{s.fps:g}fps", f"{s.steps}steps",
-             f"g{s.guidance_scale:g}", s.dtype, f"{s.gpus_used}gpu"]
-    if s.guidance_scale_2 is not None:  # the low-noise expert's guidance: a different setting, never merged
-        parts.insert(5, f"g2={s.guidance_scale_2:g}")
-    for name, value in sorted(s.options.items()):
-        if value not in (None, False) and name not in DETAIL_KEYS:
-            parts.append(name if value is True else f"{name}={value}")
-    return re.sub(r"[^A-Za-z0-9.=_-]+", "_", "-".join(parts))
-
-
-def update_to_2(data: dict[str, Any]) -> dict[str, Any]:
-    """v1 -> v2: no command line or label was kept; options did not exist; tiny specs were named tiny-*."""
-    out = {**data, "schema_version": 2, "command": [], "label": None}
-    spec = data.get("spec")
-    if isinstance(spec, dict):
-        out["spec"] = {**spec, "tiny": str(spec.get("name", "")).startswith("tiny-")}
-    if isinstance(data.get("settings"), dict):
-        out["settings"] = {**data["settings"], "options": {}}
-    return out
-
-
-def update_to_3(data: dict[str, Any]) -> dict[str, Any]:
-    """v2 -> v3: single-GPU runs; the summary gains the server figures, recomputed from the raw times. Figures the
-    file already has are left as they are, so a forged one is still caught by the validation that follows."""
-    out = {**data, "schema_version": 3}
-    try:
-        s = data["settings"]
-        expected = metrics.summarize(data["generations"], s["num_frames"], s["fps"], s["gpus_used"])
-        out["summary"] = {**{k: v for k, v in expected.model_dump().items() if k not in data["summary"]}, **data["summary"]}
-    except (KeyError, TypeError, ValueError, ZeroDivisionError):
-        pass  # malformed: validation names the field
-    return out
-
-
-MIGRATIONS = {1: update_to_2, 2: update_to_3}  # version N -> the step that makes it N + 1
-
-
-def parse_record(text: str | bytes, origin: str = "record") -> ResultRecord:
-    """Parse, migrate and validate a record. Raises UsageError naming the field and the fix."""
-    data = loads_strict(text, origin)
-    if not isinstance(data, dict):
-        raise UsageError(f"{origin}: a record is a JSON object; give the file t2vbench run wrote")
-    version = data.get("schema_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise UsageError(f"{origin}: field 'schema_version' is missing or not a positive integer")
-    if version > SCHEMA_VERSION:
-        raise UsageError(
-            f"{origin}: schema_version {version} is newer than this t2vbench reads ({SCHEMA_VERSION}); "
-            "upgrade t2vbench"
-        )
-    while data["schema_version"] < SCHEMA_VERSION:
-        data = MIGRATIONS[data["schema_version"]](data)
-    return validate(data, origin)
-
-
-def validate(data: dict[str, Any], origin: str = "record") -> ResultRecord:
-    """A current-version record from plain data. Raises UsageError naming the first bad field."""
-    try:
-        return ResultRecord.model_validate(data)
-    except ValidationError as exc:
-        raise field_error(exc, origin, "record") from None
-
-
-def field_error(exc: ValidationError, origin: str, what: str) -> UsageError:
-    """A pydantic validation error as one line naming the first bad field."""
-    err = exc.errors()[0]
-    field = ".".join(str(p) for p in err["loc"]) or what
-    return UsageError(f"{origin}: field '{field}': {err['msg']}")
-
-
-def load_record(path: str | Path) -> ResultRecord:
-    """Load a record file strictly: bounded size, strict JSON, schema, summaries recomputed from the raw data.
-    What physics forbids is the gate's to judge (bench.analysis.physics.load_checked). Raises UsageError."""
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"{path}: no such record file")
-    if path.stat().st_size > MAX_RECORD_BYTES:
-        raise UsageError(f"{path}: larger than {MAX_RECORD_BYTES} bytes; not a t2vbench record")
-    return parse_record(path.read_bytes(), str(path))
-
-
-def record_json(record: ResultRecord) -> str:
-    return json.dumps(record.model_dump(mode="json"), sort_keys=True, indent=1, ensure_ascii=False, allow_nan=False)
-
-
-def write_new(path: Path, text: str) -> Path:
-    """Write a record atomically, group-readable, never over an existing file (raises FileExistsError)."""
-
-    return write_atomic(path, text)

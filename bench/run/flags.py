@@ -77,6 +77,9 @@ RUN_FLAGS: tuple[RunFlag, ...] = (
     RunFlag("--label", str, "label", "a note kept in the record (e.g. 'rack 3, new driver')"),
     RunFlag("--save-video", bool, "save_video", "write the last generation as an mp4 beside the record",
             key="save_video"),
+    RunFlag("--sample-steps", int, "sample_steps", "step-sampled: compute each expert's first step and K more of the "
+            "real schedule, skip the rest and extrapolate their time and energy from the K (labelled step-sampled)",
+            key="sample_steps", metavar="K"),
     RunFlag("--out", Path, "out_dir", f"folder for records and videos (default {DEFAULT_OUT})"),
     RunFlag("--telemetry", str, "telemetry", f"{' | '.join(CHOICES)} (auto probes NVML, then amdsmi)",
             key="telemetry"),

@@ -29,6 +29,7 @@ class Job:
     device: str = "auto"  # auto | cpu | cuda:N, this worker's
     video_path: str | None = None  # worker 0 of a --save-video run
     rendezvous: str | None = None  # the process group's address under context parallelism
+    sample_steps: int | None = None  # --sample-steps K: compute each expert's first step and K more, skip the rest
 
     @property
     def world(self) -> int:

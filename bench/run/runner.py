@@ -30,8 +30,9 @@ from bench.core.specs import (
     spec_names,
 )
 from bench.records.assemble import build_record, failure_reason, replay
+from bench.records.io import record_json, write_new
 from bench.records.journal import JOURNAL_VERSION, Header, Journal, Message, RunPlan, read_journal
-from bench.records.schema import ResultRecord, SpecRef, Weights, record_json, write_new
+from bench.records.schema import ResultRecord, SpecRef, Weights
 from bench.run import options as options_mod
 from bench.run import parallel
 from bench.run.job import Job
@@ -78,6 +79,7 @@ class RunConfig:
     workers: int | None = None  # data parallel: this many workers (GPUs, or CPU processes with --device cpu)
     gpus: str | None = None  # data parallel over N GPUs, or 'all'
     parallel: str | None = None  # context parallel: 'ulysses=N[,ring=M]'
+    sample_steps: int | None = None  # step-sampled: each expert's first step and K more computed, the rest extrapolated
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,7 +132,32 @@ def prepare(config: RunConfig) -> Prepared:
         raise UsageError("--compile with --warmup 0 would time the compilation: use --warmup 1 or more")
     if lay.mode == "context" and config.time_budget_s is not None:
         raise UsageError("--time-budget with --parallel: every rank must make the same generations; use --repeats")
+    if config.sample_steps is not None:
+        _check_sampling(config, spec, settings)
     return Prepared(spec, settings, weights, warnings, lay, device)
+
+
+def experts(spec: Spec) -> int:
+    """How many denoisers share the steps: two where the pipeline switches at a timestep boundary (Wan 2.2 A14B)."""
+    return 2 if spec.pipeline_config.get("boundary_ratio") is not None and "transformer_2" in spec.components else 1
+
+
+def _check_sampling(config: RunConfig, spec: Spec, settings: Settings) -> None:
+    """--sample-steps K: each expert's first step runs apart, so 1 <= K < steps - experts leaves a step to
+    extrapolate; refused where steps differ in cost. Raises UsageError."""
+    k, steps, n = config.sample_steps, settings.steps, experts(spec)
+    if k < max(1, n) or k >= steps - n:
+        most = steps - n - 1
+        fix = (f"give 1 to {most}" if n == 1 else f"give {n} to {most} (one step at least for each of its {n} experts)"
+               ) if most >= n else f"use more --steps (at least {n * 2 + 1}) or drop --sample-steps"
+        raise UsageError(f"--sample-steps {k}: with --steps {steps} and {n} expert(s), each expert's first step runs "
+                         f"apart and at least one step must be extrapolated; {fix}")
+    if config.options.cache is not None:
+        raise UsageError(f"--sample-steps with --cache {config.options.cache}: a step cache's work per step depends on "
+                         "the activations, so skipped steps cannot be extrapolated from computed ones; drop one of them")
+    if config.save_video:
+        raise UsageError("--sample-steps with --save-video: a step-sampled generation skips denoising steps, so its "
+                         "frames are not the model's video; drop one of them")
 
 
 def _check_own_spec(spec: Spec) -> None:
@@ -187,7 +214,7 @@ def _header(config: RunConfig, p: Prepared, run_id: str, now: datetime.datetime)
         options={**asked, **({"parallel": p.layout.label} if p.layout.label else {})},
         output_changing=o.output_changing,
         weights=Weights(source=p.weights if p.weights in ("random", "hub") else "local", location=location),
-        warnings=p.warnings,
+        warnings=p.warnings, sample_steps=config.sample_steps,
     )
 
 
@@ -200,7 +227,8 @@ def _jobs(config: RunConfig, p: Prepared, header: Header, video_path: Path | Non
                 time_budget_s=plan.time_budget_s, options=config.options, telemetry=config.telemetry,
                 sample_period_s=config.sample_period_s, layout=p.layout, worker=i,
                 device=parallel.worker_device(p.device, i, p.layout), rendezvous=rendezvous,
-                video_path=str(video_path) if video_path and i == 0 else None) for i in range(p.layout.workers)]
+                video_path=str(video_path) if video_path and i == 0 else None, sample_steps=config.sample_steps)
+            for i in range(p.layout.workers)]
 
 
 def run(config: RunConfig, progress: bool = True) -> Outcome:

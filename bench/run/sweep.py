@@ -69,7 +69,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.core.errors import UsageError
-from bench.records.schema import ResultRecord, load_record
+from bench.records.io import load_record
+from bench.records.schema import ResultRecord
 from bench.run import sweep_launch
 from bench.run.sweep_plan import Cell, Sweep, check_budget, load_sweep, refusal
 

@@ -19,7 +19,8 @@ class StageClock:
     and reads the energy counter (when there is one) at the same marks.
 
     Each mark is taken after synchronizing the device, so queued GPU work is counted in the stage it belongs to.
-    Step 0 runs from the end of text encoding, so it includes preparing latents and timesteps.
+    Step 0 runs from the end of text encoding, so it includes preparing latents and timesteps. `step` is the index of
+    the step under way and `generation` counts generations (a step sampler reads both: bench.run.sampling).
     """
 
     def __init__(self, pipe: Any, sync: Callable[[], None], energy: Callable[[], float | None] = lambda: None,
@@ -27,6 +28,7 @@ class StageClock:
         self.sync = sync
         self.energy = energy
         self.notify = notify  # told after each step's mark: progress, outside the timed region's arithmetic
+        self.generation = 0
         self.reset()
         pipe.encode_prompt = self._timed(pipe.encode_prompt, "text_encode")
         pipe.vae.decode = self._timed(pipe.vae.decode, "vae_decode")
@@ -36,7 +38,13 @@ class StageClock:
         self.spent_j: dict[str, float | None] = {"text_encode": 0.0, "vae_decode": 0.0}
         self.encode_end: tuple[float, float | None] | None = None
         self.step_marks: list[float] = []
-        self.last_step_j: float | None = None
+        self.step_j: list[float | None] = []  # the energy counter at each step mark
+        self.generation += 1
+
+    @property
+    def step(self) -> int:
+        """The index of the denoising step under way (0 before the first step's mark)."""
+        return len(self.step_marks)
 
     def _timed(self, fn: Callable[..., Any], stage: str) -> Callable[..., Any]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -56,7 +64,7 @@ class StageClock:
     def on_step_end(self, pipe: Any, step: int, timestep: Any, callback_kwargs: dict[str, Any]) -> dict[str, Any]:
         self.sync()
         self.step_marks.append(time.perf_counter())
-        self.last_step_j = self.energy()
+        self.step_j.append(self.energy())
         self.notify(step)
         return callback_kwargs
 
@@ -64,6 +72,8 @@ class StageClock:
         origin, origin_j = self.encode_end or (start, start_j)
         marks = [origin] + self.step_marks
         step_s = [b - a for a, b in zip(marks, marks[1:])]
+        readings = [origin_j] + self.step_j
+        known = self.step_j and None not in readings
         return {
             "text_encode_s": self.spent_s["text_encode"],
             "denoise_s": sum(step_s),
@@ -71,8 +81,9 @@ class StageClock:
             "step_s": step_s,
             "energy": {
                 "text_encode_energy_j": self.spent_j["text_encode"],
-                "denoise_energy_j": _add(0.0, origin_j, self.last_step_j),
+                "denoise_energy_j": _add(0.0, origin_j, self.step_j[-1] if self.step_j else None),
                 "vae_decode_energy_j": self.spent_j["vae_decode"],
+                "step_energy_j": [b - a for a, b in zip(readings, readings[1:])] if known else None,
             },
         }
 

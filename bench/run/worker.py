@@ -212,12 +212,20 @@ def _run(job: Job, send: Send, wait_go: Callable[[], None], where: dict[str, str
             where["stage"] = "the plain reference generation"
             _, reference = generate(pipe, clock, kwargs, lay.seeds(job.seed, job.worker, 0), device)
         applied.update(serving.apply(pipe, spec.denoiser, options, dtype))
-        send("loaded", load_s=load_s, options=applied)
+        step_sampler, plan = _step_sampler(job, pipe, spec.denoiser, clock)  # outermost: installed over every option
+        send("loaded", load_s=load_s, options=applied, sampling=plan)
 
         for k in range(job.warmup):
             where["stage"] = f"warm-up {k + 1}"
             timing, _ = generate(pipe, clock, kwargs, lay.warmup_seed(job.seed, job.worker, k), device)
+            _check_steps(step_sampler, job)
             send("warmup", index=k, seed=timing["seed"], latency_s=timing["latency_s"])
+        if reference is not None and step_sampler is not None:  # step-sampled frames are not the model's output
+            where["stage"] = "the fidelity generation (whole, untimed)"
+            with step_sampler.full():
+                timing, frames = generate(pipe, clock, kwargs, lay.seeds(job.seed, job.worker, 0), device)
+            send("fidelity", **serving.fidelity(reference, frames), seed=timing["seed"])
+            reference = None
         if job.world > 1:  # every worker starts timing on the same signal: one window for the server figures
             where["stage"] = "waiting for the other workers"
             send("ready")
@@ -226,7 +234,7 @@ def _run(job: Job, send: Send, wait_go: Callable[[], None], where: dict[str, str
         rapl_before, rapl_reason = rapl.read_packages_uj()
         with _streamed_telemetry(backend, job.sample_period_s, send) as sampler:
             t0 = sampler.t0 if sampler else time.perf_counter()
-            frames = time_generations(pipe, clock, kwargs, job, device, send, where, t0, reference)
+            frames = time_generations(pipe, clock, kwargs, job, device, send, where, t0, reference, step_sampler)
         rapl_after, _ = rapl.read_packages_uj()
         send("cpu_energy", **_cpu_energy(rapl, rapl_before, rapl_after, rapl_reason))
     finally:
@@ -239,10 +247,28 @@ def _run(job: Job, send: Send, wait_go: Callable[[], None], where: dict[str, str
     send("done", recompiles=serving.compiled_graphs() - graphs)
 
 
+def _step_sampler(job: Job, pipe: Any, denoiser: str, clock: StageClock) -> tuple[Any, dict[str, Any] | None]:
+    """A step-sampled run's sampler over the built pipeline and its plan (the record's `sampling`); (None, None)
+    for a full run."""
+    if job.sample_steps is None:
+        return None, None
+    from bench.run import sampling
+
+    plan = sampling.plan(pipe, denoiser, job.settings.steps, job.sample_steps)
+    return sampling.StepSampler(pipe, plan, clock), plan
+
+
+def _check_steps(step_sampler: Any, job: Job) -> None:
+    """After a generation of a step-sampled run: exactly the planned steps ran (bench.run.sampling.StepSampler)."""
+    if step_sampler is not None:
+        step_sampler.check(job.settings.steps)
+
+
 def time_generations(pipe: Any, clock: Any, kwargs: dict[str, Any], job: Job, device: str, send: Send,
-                     where: dict[str, str], t0: float, reference: Any = None) -> Any:
+                     where: dict[str, str], t0: float, reference: Any = None, step_sampler: Any = None) -> Any:
     """The timed generations: until `repeats` are done or the time budget is spent. Each is sent as it finishes,
-    with its own peak memory. Returns the last generation's frames."""
+    with its own peak memory. Returns the last generation's frames. With a step_sampler (bench.run.sampling), each
+    generation is checked to have computed exactly the planned steps."""
     from bench.run import serving
 
     lay, worker = job.layout, job.worker
@@ -252,6 +278,7 @@ def time_generations(pipe: Any, clock: Any, kwargs: dict[str, Any], job: Job, de
         where["stage"] = f"timed generation {index + 1}"
         memory.reset()
         timing, frames = generate(pipe, clock, kwargs, lay.seeds(job.seed, worker, index), device, t0)
+        _check_steps(step_sampler, job)
         send("generation", index=index, **timing, peak_memory_bytes=memory.peak_bytes(),
              peak_memory_method=memory.method)
         if index == 0 and reference is not None:

@@ -1,0 +1,106 @@
+"""Records in and out: the version steps that migrate old files, strict parsing and loading, and writing.
+
+Loading is strict because records come from strangers: bounded size, strict JSON (bench.core.jsonsafe), each
+older version migrated by an explicit update_to_N step, then the schema (bench.records.schema) with every summary
+figure recomputed. A file newer than this t2vbench is refused with what to do.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from bench.core import metrics
+from bench.core.errors import UsageError
+from bench.core.files import write_atomic
+from bench.core.jsonsafe import loads_strict
+from bench.records.schema import MAX_RECORD_BYTES, SCHEMA_VERSION, ResultRecord
+
+
+def update_to_2(data: dict[str, Any]) -> dict[str, Any]:
+    """v1 -> v2: no command line or label was kept; options did not exist; tiny specs were named tiny-*."""
+    out = {**data, "schema_version": 2, "command": [], "label": None}
+    spec = data.get("spec")
+    if isinstance(spec, dict):
+        out["spec"] = {**spec, "tiny": str(spec.get("name", "")).startswith("tiny-")}
+    if isinstance(data.get("settings"), dict):
+        out["settings"] = {**data["settings"], "options": {}}
+    return out
+
+
+def update_to_3(data: dict[str, Any]) -> dict[str, Any]:
+    """v2 -> v3: single-GPU runs; the summary gains the server figures, recomputed from the raw times. Figures the
+    file already has are left as they are, so a forged one is still caught by the validation that follows."""
+    out = {**data, "schema_version": 3}
+    try:
+        s = data["settings"]
+        expected = metrics.summarize(data["generations"], s["num_frames"], s["fps"], s["gpus_used"])
+        out["summary"] = {**{k: v for k, v in expected.model_dump().items() if k not in data["summary"]}, **data["summary"]}
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        pass  # malformed: validation names the field
+    return out
+
+
+def update_to_4(data: dict[str, Any]) -> dict[str, Any]:
+    """v3 -> v4: every v3 record is a full run (no sampling, no per-step energy, no sampled summary figures)."""
+    return {**data, "schema_version": 4}
+
+
+MIGRATIONS = {1: update_to_2, 2: update_to_3, 3: update_to_4}  # version N -> the step that makes it N + 1
+
+
+def parse_record(text: str | bytes, origin: str = "record") -> ResultRecord:
+    """Parse, migrate and validate a record. Raises UsageError naming the field and the fix."""
+    data = loads_strict(text, origin)
+    if not isinstance(data, dict):
+        raise UsageError(f"{origin}: a record is a JSON object; give the file t2vbench run wrote")
+    version = data.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise UsageError(f"{origin}: field 'schema_version' is missing or not a positive integer")
+    if version > SCHEMA_VERSION:
+        raise UsageError(
+            f"{origin}: schema_version {version} is newer than this t2vbench reads ({SCHEMA_VERSION}); "
+            "upgrade t2vbench"
+        )
+    while data["schema_version"] < SCHEMA_VERSION:
+        data = MIGRATIONS[data["schema_version"]](data)
+    return validate(data, origin)
+
+
+def validate(data: dict[str, Any], origin: str = "record") -> ResultRecord:
+    """A current-version record from plain data. Raises UsageError naming the first bad field."""
+    try:
+        return ResultRecord.model_validate(data)
+    except ValidationError as exc:
+        raise field_error(exc, origin, "record") from None
+
+
+def field_error(exc: ValidationError, origin: str, what: str) -> UsageError:
+    """A pydantic validation error as one line naming the first bad field."""
+    err = exc.errors()[0]
+    field = ".".join(str(p) for p in err["loc"]) or what
+    return UsageError(f"{origin}: field '{field}': {err['msg']}")
+
+
+def load_record(path: str | Path) -> ResultRecord:
+    """Load a record file strictly: bounded size, strict JSON, schema, summaries recomputed from the raw data.
+    What physics forbids is the gate's to judge (bench.analysis.physics.load_checked). Raises UsageError."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such record file")
+    if path.stat().st_size > MAX_RECORD_BYTES:
+        raise UsageError(f"{path}: larger than {MAX_RECORD_BYTES} bytes; not a t2vbench record")
+    return parse_record(path.read_bytes(), str(path))
+
+
+def record_json(record: ResultRecord) -> str:
+    return json.dumps(record.model_dump(mode="json"), sort_keys=True, indent=1, ensure_ascii=False, allow_nan=False)
+
+
+def write_new(path: Path, text: str) -> Path:
+    """Write a record atomically, group-readable, never over an existing file (raises FileExistsError)."""
+
+    return write_atomic(path, text)
