@@ -498,3 +498,14 @@ def test_dry_run_predicts_each_cell_from_the_committed_h100_records(tmp_path, ru
                               "--hardware", "h100-sxm")
     expected = 3 * sum(latencies) / len(latencies)
     assert code == 0 and f"predicted for the cells to run: {expected:.0f} s" in stdout, stdout
+
+
+def test_the_shipped_gpu_campaign_is_a_valid_sweep_most_valuable_first(tmp_path, run_cli, no_runs):
+    campaign = Path(__file__).resolve().parent.parent / "models" / "campaigns" / "gpu-window.toml"
+    plan = load_sweep(campaign, tmp_path / "out")
+    assert [c.model for c in plan.cells] == ["wan2.1-t2v-14b", "wan2.2-t2v-a14b", "wan2.2-ti2v-5b", "wan2.1-t2v-1.3b",
+                                             "wan2.1-t2v-1.3b"]
+    assert plan.budget_s == 420 and all(c.values["sample_steps"] == 5 for c in plan.cells)
+    assert plan.cells[-1].values["compile"] is True and plan.cells[-1].values["warmup"] == 1
+    code, stdout, _ = run_cli("sweep", campaign, "--out", tmp_path / "out", "--dry-run")
+    assert code == 0 and stdout.count("to run") == 5, stdout  # every cell passes the run's own checks
