@@ -247,3 +247,22 @@ def test_with_no_path_compare_reads_the_registry_and_your_own_runs(run_cli, tmp_
     code, out, err = run_cli("compare", "--allow-toy")
     assert code == 0 and "reading results and t2vbench-results" in err
     assert "mlenergy-v3" in out and "tiny-wan" in out  # a published row from the registry, your run beside it
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_made_inert(tmp_path, monkeypatch):
+
+    forge.write(tmp_path, "=HYPERLINK(1).json", forge.record([10.0, 11.0, 12.0]))
+    forge.write(tmp_path, "@sum.json", forge.record([10.0, 11.0, 12.0], label="+cmd|' /C calc'!A0"))
+    monkeypatch.chdir(tmp_path)
+    text = compare_format.to_csv(compare(["=HYPERLINK(1).json", "@sum.json"], allow_toy=True))
+    cells = [cell for row in csv.reader(io.StringIO(text)) for cell in row]
+    assert any("HYPERLINK" in c for c in cells)  # the file name is shown ...
+    assert not [c for c in cells if c[:1] in ("=", "+", "@", "\t", "\r") or c.startswith("-") and not _number(c)]
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -285,3 +285,10 @@ def test_a_write_that_fails_halfway_leaves_no_partial_record(tmp_path):
     out = subprocess.run([sys.executable, "-c", script, str(target)], capture_output=True, text=True, timeout=60)
     assert out.stdout.startswith("failed"), out.stderr
     assert not target.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_a_throttle_mask_of_floats_is_refused_by_the_loader_not_met_later_as_a_crash(monkeypatch):
+    data = _with_nvml_telemetry(monkeypatch)
+    masks = data["telemetry"]["series"]["throttle_mask"]
+    data["telemetry"]["series"]["throttle_mask"] = [0.5] * len(masks)  # a bit mask cannot be fractional
+    _refused(data, "throttle_mask holds a non-integer")

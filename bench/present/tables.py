@@ -146,5 +146,13 @@ def to_csv(c: Comparison) -> str:
         flat = {k: data[k] for k in FLAT}
         flat.update({f"{k}_mean_s": (row.stages_s or {}).get(k) for k in STAGES})
         flat["paths"] = "; ".join(row.paths)
-        writer.writerow({k: "" if v is None else v for k, v in flat.items()})
+        writer.writerow({k: "" if v is None else _inert(v) for k, v in flat.items()})
     return buf.getvalue()
+
+
+def _inert(value: object) -> object:
+    """A text cell a spreadsheet would run as a formula (it begins with = + - @, a tab or a carriage return) gets a
+    leading apostrophe, the convention spreadsheets honour (OWASP's CSV injection advice); numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(("=", "+", "-", "@", "\t", "\r")):
+        return "'" + value
+    return value

@@ -177,6 +177,8 @@ class Telemetry(_Strict):
             raise ValueError("no energy and no reason why")
         if self.series is not None and len({len(v) for v in self.series.values()}) > 1:
             raise ValueError("series columns differ in length")
+        if self.series is not None and any(isinstance(m, float) for m in self.series.get("throttle_mask", [])):
+            raise ValueError("series.throttle_mask holds a non-integer: it is a bit mask of clock-event reasons")
         return self
 
 
