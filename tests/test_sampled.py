@@ -333,6 +333,9 @@ def test_compare_never_pools_step_sampled_with_full_runs_and_says_which(tmp_path
     assert any(n.startswith("step-sampled:") for n in tables.notes(result))
     assert "step-sampled" in tables.format_table(result) and "step-sampled" in tables.format_markdown(result)
     assert {r["measure"] for r in json.loads(tables.to_json(result))["rows"]} == {"measured", "step-sampled"}
+    from bench.present.report.plots import row_label  # the report's plots say it too
+
+    assert row_label(by["step-sampled"], 2).endswith("step-sampled") and row_label(by["measured"], 1).endswith("measured")
 
 
 def test_compare_keeps_a_tiny_step_sampled_record_apart_from_its_full_twin(tmp_path):

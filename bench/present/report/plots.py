@@ -29,7 +29,7 @@ def text(value: object, limit: int = LABEL_CHARS) -> str:
 
 
 def row_label(row: Row, index: int) -> str:
-    kind = "TOY" if row.toy else row.kind
+    kind = "TOY" if row.toy else (row.measure or row.kind) if row.kind == "measured" else row.kind
     return text(f"#{index} {row.model} · {row.gpus}x {row.hardware} · {kind}")
 
 
