@@ -78,14 +78,14 @@ def _golden_20_steps() -> dict:
 @pytest.fixture(autouse=True, scope="module")
 def golden_cache():
     """The golden split written into this session's cache (conftest gives every session its own)."""
-    path = flops._cache_dir() / predict_work.CACHE_FILE
-    entries = predict_work._read(path)
+    path = flops.cache_dir() / predict_work.CACHE_FILE
+    entries = flops.read_cache(path)
     seeded = [(n, SETTINGS[n], GOLDEN[n]) for n in GOLDEN] + [("wan2.1-t2v-1.3b", {"steps": 20}, _golden_20_steps())]
     for name, overrides, fields in seeded:
         spec = load_spec(name)
         entries[predict_work._key(spec, spec.settings.replace(**overrides))] = {**fields,
                                                                                  "expert_steps": list(fields["expert_steps"])}
-    predict_work._write(path, entries)
+    flops.write_cache(path, entries)
 
 
 def _json(path: Path) -> dict:

@@ -7,7 +7,6 @@ it measures, and fails when the median answer takes a second or more."""
 import dataclasses
 import hashlib
 import json
-from importlib import metadata
 
 from bench.analysis import flops
 from bench.analysis.predict import run_predict
@@ -22,15 +21,15 @@ def _seed_flop_count(name: str) -> None:
     from the golden split, so the warm-up does not count it (a key or format that changes only costs time)."""
     spec = load_spec(name)
     settings = dataclasses.replace(spec.settings.replace(**SETTINGS[name]), fps=16.0)  # typed as a record holds it
-    versions = tuple(flops._version(d, metadata) for d in ("diffusers", "transformers", "torch"))
+    versions = flops.library_versions()
     key = hashlib.sha256(json.dumps([flops.CACHE_VERSION, spec.sha256, dataclasses.asdict(settings), versions],
                                     sort_keys=True).encode()).hexdigest()
     g = GOLDEN[name]
     per_call = (g["attention_flops"] + g["dense_flops"]) / g["denoise_calls"]
     counted = flops.Flops(g["text_flops"], (flops.Expert("transformer", per_call, g["expert_steps"][0]),), 2,
                           g["vae_flops"])
-    path = flops._cache_dir() / "flops.json"
-    flops._write_cache(path, {**flops._read_cache(path), key: dataclasses.asdict(counted)})
+    path = flops.cache_dir() / "flops.json"
+    flops.write_cache(path, {**flops.read_cache(path), key: dataclasses.asdict(counted)})
 
 
 def test_bench_predict_once_flops_are_cached(benchmark, request):

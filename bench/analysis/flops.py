@@ -210,14 +210,14 @@ def cached_flops(spec: Spec, settings: Settings) -> Flops:
     """count_flops(spec, settings), kept in a small on-disk cache (FLOPs of a spec at a setting never change for one
     diffusers; building a 14B model on the meta device takes seconds). The cache lives in $T2VBENCH_CACHE_DIR or
     ~/.cache/t2vbench; a damaged or unwritable cache is ignored. Raises as count_flops."""
-    versions = tuple(_version(d, metadata) for d in ("diffusers", "transformers", "torch"))
+    versions = library_versions()
     key = hashlib.sha256(json.dumps([CACHE_VERSION, spec.sha256, dataclasses.asdict(settings), versions],
                                     sort_keys=True).encode()).hexdigest()
-    path = _cache_dir() / "flops.json"
-    found = _from_cache(_read_cache(path).get(key))
+    path = cache_dir() / "flops.json"
+    found = _from_cache(read_cache(path).get(key))
     if found is None:
         found = count_flops(spec, settings)
-        _write_cache(path, {**_read_cache(path), key: dataclasses.asdict(found)})
+        write_cache(path, {**read_cache(path), key: dataclasses.asdict(found)})
     return found
 
 
@@ -243,6 +243,11 @@ def _positive(value: Any) -> float:
     return float(value)
 
 
+def library_versions() -> tuple[str | None, ...]:
+    """The versions of the libraries whose code is counted: a cached count is valid for these only."""
+    return tuple(_version(d, metadata) for d in ("diffusers", "transformers", "torch"))
+
+
 def _version(dist: str, metadata: Any) -> str | None:
     try:
         return metadata.version(dist)
@@ -250,19 +255,26 @@ def _version(dist: str, metadata: Any) -> str | None:
         return None
 
 
-def _cache_dir() -> Any:
+def cache_dir() -> Any:
     return Path(os.environ.get("T2VBENCH_CACHE_DIR") or Path.home() / ".cache" / "t2vbench")
 
 
-def _read_cache(path: Any) -> dict[str, Any]:
+MAX_CACHE_BYTES = 16 * 1024 * 1024  # a cache file is ours, but bound what we parse all the same
+
+
+def read_cache(path: Any) -> dict[str, Any]:
+    """The entries of a cache file (key -> table); nothing for a missing, damaged or oversized file."""
     try:
+        if path.stat().st_size > MAX_CACHE_BYTES:
+            return {}
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return {k: v for k, v in data.items() if isinstance(v, dict)} if isinstance(data, dict) else {}
 
 
-def _write_cache(path: Any, cache: dict[str, Any]) -> None:
+def write_cache(path: Any, cache: dict[str, Any]) -> None:
+    """Replace a cache file atomically; a cache that cannot be written only costs time."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")

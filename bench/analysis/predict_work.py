@@ -22,17 +22,12 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
-import tempfile
-from importlib import metadata
-from typing import Any
 
 from bench.analysis import flops as flops_mod
 from bench.core.specs import Settings, Spec
 
 WORK_VERSION = 1  # bump when the split changes
 CACHE_FILE = "predict-work.json"
-MAX_CACHE_BYTES = 16 * 1024 * 1024
 ATTENTION_OPS = ("aten.bmm", "aten.baddbmm")  # what scaled dot-product attention becomes on the meta device
 
 
@@ -103,44 +98,24 @@ def _denoiser_types(spec: Spec) -> set[str]:
 def work(spec: Spec, settings: Settings) -> Work:
     """The split of one video at settings, from the cache or counted and cached. Raises as count_work."""
     key = _key(spec, settings)
-    path = flops_mod._cache_dir() / CACHE_FILE
-    cached = _read(path).get(key)
+    path = flops_mod.cache_dir() / CACHE_FILE
+    cached = flops_mod.read_cache(path).get(key)
     if cached is not None:
         try:
             return Work(**{**cached, "expert_steps": tuple(cached["expert_steps"]), "params": dict(cached["params"])})
         except (TypeError, KeyError, ValueError):
             pass  # a damaged entry is counted again
     found = count_work(spec, settings)
-    _write(path, {**_read(path), key: dataclasses.asdict(found)})
+    flops_mod.write_cache(path, {**flops_mod.read_cache(path), key: dataclasses.asdict(found)})
     return found
 
 
 def _key(spec: Spec, settings: Settings) -> str:
     """The cache key: the spec, the settings the work depends on (not fps; numbers as floats, so a record's 16.0
     and a spec's 16 share an entry) and the counting libraries' versions."""
-    versions = [flops_mod._version(d, metadata) for d in ("diffusers", "transformers", "torch")]
+    versions = list(flops_mod.library_versions())
     shape = {k: float(v) if isinstance(v, (int, float)) else v for k, v in dataclasses.asdict(settings).items()
              if k != "fps"}
     raw = json.dumps([WORK_VERSION, flops_mod.CACHE_VERSION, spec.sha256, shape, versions], sort_keys=True)
     return hashlib.sha256(raw.encode()).hexdigest()
 
-
-def _read(path: Any) -> dict[str, dict[str, Any]]:
-    try:
-        if path.stat().st_size > MAX_CACHE_BYTES:
-            return {}
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return {k: v for k, v in data.items() if isinstance(v, dict)} if isinstance(data, dict) else {}
-
-
-def _write(path: Any, cache: dict[str, dict[str, Any]]) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(cache, f)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a cache that cannot be written only costs time
