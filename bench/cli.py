@@ -132,7 +132,8 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
 
 def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sweep", help="a matrix of runs from a TOML file, one record per cell, resumable")
-    p.add_argument("file", type=Path, metavar="FILE.toml", help="the sweep file (format: python -m pydoc bench.run.sweep)")
+    p.add_argument("file", type=Path, metavar="FILE.toml",
+                   help="the sweep file (format: python -m pydoc bench.run.sweep)")
     p.add_argument("--out", type=Path, help="folder for the records (default t2vbench-results/sweep-<name>); rerun "
                    "with the same one to resume")
     p.add_argument("--launcher", choices=("local", "slurm"), default="local",

@@ -88,7 +88,8 @@ def format_fleet(est: Estimate, explain: bool) -> str:
     s, tp, out = est.scenario, est.throughput, est.fleet
     lines = [fleet.__doc__.strip(), "", file_format(), ""] if explain else []
     measured = "measured" if tp.measured else "not measured"
-    lines += [f"scenario    {s.name}" + (f": {s.description}" if s.description else ""), f"throughput  [{tp.kind}, {measured}] {tp.source}",
+    named = f"scenario    {s.name}" + (f": {s.description}" if s.description else "")
+    lines += [named, f"throughput  [{tp.kind}, {measured}] {tp.source}",
               *_figure_lines(est), _demand_line(est), ""]
     lines += [
         f"kept-video GPUs (demand / 24 h / throughput)   {_n(out['kept_video_gpus'])}",

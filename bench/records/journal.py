@@ -212,7 +212,11 @@ class Failed(_Message):
     message: str
 
 
-Message = Annotated[Header | Device | TelemetryInfo | Loaded | Warmup | GenerationDone | SeriesChunk | CpuEnergyRead | FidelityRead | Video | Step | Ready | Done | Failed, Field(discriminator="kind")]
+Message = Annotated[
+    Header | Device | TelemetryInfo | Loaded | Warmup | GenerationDone | SeriesChunk
+    | CpuEnergyRead | FidelityRead | Video | Step | Ready | Done | Failed,
+    Field(discriminator="kind"),
+]
 _MESSAGE = TypeAdapter(Message)
 KINDS = tuple(m.model_fields["kind"].default for m in Message.__origin__.__args__)
 
