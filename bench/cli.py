@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench.analysis import fleet, scenarios, throughput
 from bench.analysis.compare import DEFAULT_BASELINE, DEFAULT_SCENARIO, compare
-from bench.analysis.physics import load_checked
+from bench.analysis.physics import load_checked, violations
 from bench.analysis.registry import submit
 from bench.analysis.roofline import analyze
 from bench.core.errors import Interrupted, UsageError
@@ -237,7 +237,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
-    outcome = recover(args.journal)
+    outcome = recover(args.journal, judge=violations)  # a journal passes the gate's physics, as a record does
     _print_record(outcome.record, outcome.path, False)
     return 0
 

@@ -127,3 +127,40 @@ def test_a_full_file_system_keeps_the_journal_and_recover_makes_the_record(tmp_p
     record = load_record(recovered.stdout.strip().splitlines()[-1].removeprefix("record: "))
     assert record.complete and len(record.generations) == 3  # the measurement itself had finished
     assert not journals[0].exists()
+
+
+def _journal(tmp_path, msgs) -> Path:
+    path = tmp_path / "run-x.journal.jsonl"
+    path.write_text("".join(m.line() for m in msgs))
+    return path
+
+
+def test_a_repeated_generation_line_is_dropped_with_a_note(run_cli, tmp_path):
+    record = load_record(GOLDEN)
+    msgs = _messages_of(record)
+    first = next(m for m in msgs if m.kind == "generation")
+    msgs += [first, first]  # index 0 twice more, as an edit of the journal would add it
+    code, out, err = run_cli("recover", _journal(tmp_path, msgs))
+    assert code == 0, err
+    rebuilt = load_record(tmp_path / "run-x.json")
+    assert [g.index for g in rebuilt.generations] == [g.index for g in record.generations]  # each kept once
+    assert sum("generation 0 repeated or out of order" in w for w in rebuilt.warnings) == 2
+    assert any("recovered from run-x.journal.jsonl" in w for w in rebuilt.warnings)
+
+
+def test_a_device_that_changes_mid_journal_is_refused_and_nothing_written(run_cli, tmp_path):
+    msgs = _messages_of(load_record(GOLDEN))
+    msgs.insert(4, message("device", device="cuda:0", dtype="bfloat16", environment={},
+                           hardware_class="nvidia-h100-80gb-hbm3"))
+    code, _, err = run_cli("recover", _journal(tmp_path, msgs))
+    assert code == 2 and "reported a second device" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run-x.json").exists() and (tmp_path / "run-x.journal.jsonl").exists()
+
+
+def test_an_h100_claim_edited_into_a_cpu_journal_fails_the_gates_physics(run_cli, tmp_path):
+    msgs = _messages_of(load_record(GOLDEN))
+    msgs[1] = message("device", device="cpu", dtype="float32", environment={"device_name": "x"},
+                      hardware_class="nvidia-h100-80gb-hbm3")
+    code, _, err = run_cli("recover", _journal(tmp_path, msgs))
+    assert code == 2 and "does not match hardware class" in err and "nothing was written" in err, err
+    assert not (tmp_path / "run-x.json").exists()

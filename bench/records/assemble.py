@@ -41,12 +41,22 @@ class WorkerState:
     ready: msgs.Ready | None = None
     done: msgs.Done | None = None
     failed: msgs.Failed | None = None
+    dropped: list[str] = dataclasses.field(default_factory=list)  # lines of the journal not believed, and why
 
     def take(self, msg: Message) -> None:
-        if isinstance(msg, msgs.Warmup):
-            self.warmups.append(msg)
-        elif isinstance(msg, msgs.GenerationDone):
-            self.generations.append(msg)
+        """Fold one message in. A journal is evidence, not truth: a warm-up or generation out of its order (a line
+        repeated or edited in) is dropped with a note, and a device that changes mid-run is refused."""
+        if isinstance(msg, (msgs.Warmup, msgs.GenerationDone)):
+            kept = self.warmups if isinstance(msg, msgs.Warmup) else self.generations
+            if msg.index != len(kept):
+                self.dropped.append(f"worker {msg.worker}: {msg.kind} {msg.index} repeated or out of order "
+                                    f"(expected {len(kept)}): dropped")
+                return
+            kept.append(msg)
+        elif isinstance(msg, msgs.Device) and self.device is not None and msg != self.device:
+            raise UsageError(f"worker {msg.worker} reported a second device ({self.device.device}, "
+                             f"{self.device.hardware_class} then {msg.device}, {msg.hardware_class}): not the journal "
+                             "of one run")
         elif isinstance(msg, msgs.SeriesChunk):
             self.series = self.series or {k: [] for k in msg.columns}
             for key, values in msg.columns.items():
@@ -141,6 +151,7 @@ def _record_data(state: RunState, reason: str | None) -> dict[str, Any]:
     warnings = list(h.warnings) + _sampling_lines(state, summary) + metrics.quality_warnings(summary) + warnings
     warnings += _per_worker_warnings(state)
     warnings += _recompile_warnings(state)
+    warnings += [note for w in state.workers.values() for note in w.dropped]
     if reason is not None:
         warnings.insert(0, f"incomplete: {reason}; {len(gens)} generation(s) were kept")
     dev, loaded = first.device, first.loaded

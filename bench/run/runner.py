@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -329,9 +330,10 @@ def _remove_empty(created: list[Path]) -> None:
             return
 
 
-def recover(journal_path: str | Path) -> Outcome:
-    """Turn a run's journal into its record, beside it, marked incomplete. Raises UsageError."""
-
+def recover(journal_path: str | Path, judge: Callable[[ResultRecord], list[str]] = lambda record: []) -> Outcome:
+    """Turn a run's journal into its record, beside it: incomplete unless the run had finished, and saying it was
+    recovered. judge(record) lists what the gate would refuse (the CLI passes physics); any of it refuses the journal
+    before anything is written. Raises UsageError."""
     journal_path = Path(journal_path)
     done = journal_path.parent / (journal_path.name.removesuffix(".journal.jsonl") + ".json")
     if not journal_path.exists() and done.exists():
@@ -342,6 +344,11 @@ def recover(journal_path: str | Path) -> Outcome:
     if reason is None and any(w.done is None for w in state.workers.values()):
         reason = "recovered from its journal: the run ended before writing its record (was t2vbench killed?)"
     record = build_record(state, reason)
+    record = record.model_copy(update={"warnings": [*record.warnings, f"recovered from {journal_path.name} by "
+                                                    "t2vbench recover"]})
+    problems = judge(record)
+    if problems:
+        raise UsageError(f"{journal_path}: {problems[0]}: a journal is checked as a record is; nothing was written")
     stem = journal_path.name.removesuffix(".journal.jsonl")
     path = write_new(journal_path.parent / f"{stem}.json", record_json(record))
     journal_path.unlink()
