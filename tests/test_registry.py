@@ -115,3 +115,33 @@ def test_a_record_of_another_spec_under_a_catalogued_name_is_refused(run_cli, tm
     data["spec"]["sha256"] = "0" * 64  # made with some other file that calls itself wan2.1-t2v-1.3b
     code, _, err = _submit(run_cli, tmp_path, _write(tmp_path, "r.json", data))
     assert code == 2 and "differs from models/wan2.1-t2v-1.3b.toml" in err
+
+
+@pytest.mark.parametrize("edit,fragment", [
+    (lambda d: d["settings"].update(repeats=100), "complete with 3 generation(s) where 100 were asked"),
+    (lambda d: d["settings"].update(repeats=2), "complete with 3 generation(s) where 2 were asked"),
+    (lambda d: d["settings"].update(repeats=2, time_budget_s=60.0), "complete with 3 generation(s) where 2"),
+])
+def test_completeness_must_match_what_was_asked(run_cli, tmp_path, edit, fragment):
+    data = _gpu_record()
+    assert len(data["generations"]) == 3
+    edit(data)
+    code, _, err = _submit(run_cli, tmp_path, _write(tmp_path, "r.json", data))
+    assert code == 2 and fragment in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_time_budget_may_end_a_complete_run_before_its_repeats(run_cli, tmp_path):
+    data = _gpu_record()
+    data["settings"].update(repeats=100_000, time_budget_s=60.0)  # as run writes a budgeted run
+    code, _, err = _submit(run_cli, tmp_path, _write(tmp_path, "r.json", data))
+    assert code == 0, err
+
+
+def test_step_times_must_add_up_to_the_denoise_stage(tmp_path):
+    from bench.core.errors import UsageError
+    from bench.records.io import parse_record
+
+    data = _gpu_record()
+    data["generations"][0]["step_s"] = [1e-7] * len(data["generations"][0]["step_s"])  # steps far below their stage
+    with pytest.raises(UsageError, match="step_s adds up to .* but denoise_s is"):
+        parse_record(json.dumps(data))

@@ -199,6 +199,9 @@ class Generation(_Strict):
         staged = self.text_encode_s + self.denoise_s + self.vae_decode_s
         if staged > self.latency_s * (1 + 1e-6):
             raise ValueError(f"stage times add up to {staged} s, more than latency_s {self.latency_s} s")
+        if self.step_s and not math.isclose(sum(self.step_s), self.denoise_s, rel_tol=1e-9, abs_tol=1e-12):
+            raise ValueError(f"step_s adds up to {sum(self.step_s)} s but denoise_s is {self.denoise_s} s: the denoise "
+                             "stage is its steps")
         steps_j = self.telemetry.step_energy_j if self.telemetry else None
         if steps_j is not None and len(steps_j) != len(self.step_s):
             raise ValueError(f"{len(steps_j)} step energies for {len(self.step_s)} steps")
