@@ -34,7 +34,16 @@ from bench.core.errors import UsageError
 from bench.core.files import write_atomic
 from bench.core.jsonsafe import loads_strict
 from bench.records.io import field_error
-from bench.records.schema import DETAIL_KEYS, HardwareClassName, OptionName, OptionValue, Slug, SpecRef, Text
+from bench.records.schema import (
+    DETAIL_KEYS,
+    GenerationSettings,
+    HardwareClassName,
+    OptionName,
+    OptionValue,
+    Slug,
+    SpecRef,
+    Text,
+)
 
 CALIBRATION_VERSION = 1
 KIND = "calibration"
@@ -172,15 +181,7 @@ def quality_warnings(stacks: list[Stack], vae: VaeDecode, repeats: int) -> list[
     return out
 
 
-class CalibrationSettings(_Strict):
-    height: Annotated[int, Field(ge=1, le=16384)]
-    width: Annotated[int, Field(ge=1, le=16384)]
-    num_frames: Annotated[int, Field(ge=1, le=100000)]
-    fps: Annotated[float, Field(gt=0, le=1000)]
-    steps: Annotated[int, Field(ge=1, le=10000)]
-    guidance_scale: Annotated[float, Field(ge=0, le=1000)]
-    guidance_scale_2: Annotated[float, Field(ge=0, le=1000)] | None
-    max_sequence_length: Annotated[int, Field(ge=1, le=100000)]
+class CalibrationSettings(GenerationSettings):
     device: Annotated[str, Field(max_length=50)]
     dtype: Slug
     options: Annotated[dict[OptionName, OptionValue], Field(max_length=64)]  # serving options as applied

@@ -66,7 +66,9 @@ class SpecRef(_Strict):
     tiny: bool  # a toy variant: proves the harness, says nothing about what video costs
 
 
-class RunSettings(_Strict):
+class GenerationSettings(_Strict):
+    """The settings one generation is made at (bench.core.specs.Settings), as records of every kind keep them."""
+
     height: Annotated[int, Field(ge=1, le=16384)]
     width: Annotated[int, Field(ge=1, le=16384)]
     num_frames: Annotated[int, Field(ge=1, le=100000)]
@@ -75,6 +77,9 @@ class RunSettings(_Strict):
     guidance_scale: Annotated[float, Field(ge=0, le=1000)]
     max_sequence_length: Annotated[int, Field(ge=1, le=100000)]
     guidance_scale_2: Annotated[float, Field(ge=0, le=1000)] | None = None  # two-expert models only (Wan 2.2 A14B)
+
+
+class RunSettings(GenerationSettings):
     seed: int
     prompt: Text
     warmup: Annotated[int, Field(ge=0)]
