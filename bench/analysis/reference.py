@@ -23,7 +23,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from bench.core import hardware, metrics
 from bench.core.errors import UsageError
-from bench.core.jsonsafe import loads_strict
+from bench.core.jsonsafe import loads_strict, read_bounded
 from bench.records.io import field_error
 from bench.records.schema import Slug, Text, _Strict
 
@@ -159,13 +159,7 @@ def parse_reference(text: str | bytes, origin: str = "reference") -> Reference:
 def load_reference(path: str | Path) -> Reference:
     """Load one reference file: UTF-8 only, at most MAX_REFERENCE_BYTES. Raises UsageError."""
     path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"{path}: no such reference file")
-    with path.open("rb") as f:
-        raw = f.read(MAX_REFERENCE_BYTES + 1)
-    if len(raw) > MAX_REFERENCE_BYTES:
-        raise UsageError(f"{path}: larger than {MAX_REFERENCE_BYTES} bytes; not a t2vbench reference")
-    return parse_reference(raw, str(path))
+    return parse_reference(read_bounded(path, MAX_REFERENCE_BYTES, "reference"), str(path))
 
 
 def load_references(folder: str | Path) -> list[Reference]:

@@ -4,6 +4,7 @@ nesting. Every refusal is one UsageError line naming the file and what is wrong.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from bench.core.errors import UsageError
@@ -59,3 +60,15 @@ def loads_strict(data: bytes | str, origin: str) -> Any:
     if _depth(value) > MAX_DEPTH:
         raise UsageError(f"{origin}: JSON nested deeper than {MAX_DEPTH} levels; not a t2vbench file")
     return value
+
+
+def read_bounded(path: Path, max_bytes: int, what: str) -> bytes:
+    """The bytes of a file a stranger may have made (a record, a reference, a calibration), read no further than
+    max_bytes. Raises UsageError for a missing file or a larger one, naming `what` it should have been."""
+    if not path.is_file():
+        raise UsageError(f"{path}: no such {what} file")
+    with path.open("rb") as f:
+        raw = f.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise UsageError(f"{path}: larger than {max_bytes} bytes; not a t2vbench {what}")
+    return raw

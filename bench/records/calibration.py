@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from bench.core import metrics
 from bench.core.errors import UsageError
 from bench.core.files import write_atomic
-from bench.core.jsonsafe import loads_strict
+from bench.core.jsonsafe import loads_strict, read_bounded
 from bench.records.io import field_error
 from bench.records.schema import (
     DETAIL_KEYS,
@@ -268,11 +268,7 @@ def parse_calibration(text: str | bytes, origin: str = "calibration") -> Calibra
 def load_calibration(path: str | Path) -> CalibrationRecord:
     """Load a calibration file strictly: bounded size, strict JSON, schema, figures recomputed. Raises UsageError."""
     path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"{path}: no such calibration file")
-    if path.stat().st_size > MAX_CALIBRATION_BYTES:
-        raise UsageError(f"{path}: larger than {MAX_CALIBRATION_BYTES} bytes; not a t2vbench calibration")
-    return parse_calibration(path.read_bytes(), str(path))
+    return parse_calibration(read_bounded(path, MAX_CALIBRATION_BYTES, "calibration"), str(path))
 
 
 def calibration_json(record: CalibrationRecord) -> str:

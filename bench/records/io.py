@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from bench.core import metrics
 from bench.core.errors import UsageError
 from bench.core.files import write_atomic
-from bench.core.jsonsafe import loads_strict
+from bench.core.jsonsafe import loads_strict, read_bounded
 from bench.records.schema import MAX_RECORD_BYTES, SCHEMA_VERSION, ResultRecord
 
 
@@ -89,11 +89,7 @@ def load_record(path: str | Path) -> ResultRecord:
     """Load a record file strictly: bounded size, strict JSON, schema, summaries recomputed from the raw data.
     What physics forbids is the gate's to judge (bench.analysis.physics.load_checked). Raises UsageError."""
     path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"{path}: no such record file")
-    if path.stat().st_size > MAX_RECORD_BYTES:
-        raise UsageError(f"{path}: larger than {MAX_RECORD_BYTES} bytes; not a t2vbench record")
-    return parse_record(path.read_bytes(), str(path))
+    return parse_record(read_bounded(path, MAX_RECORD_BYTES, "record"), str(path))
 
 
 def record_json(record: ResultRecord) -> str:
