@@ -249,7 +249,6 @@ def _calibration(text_s: float, step_s: float, vae_s: float, options: dict | Non
                            text_encoder=SimpleNamespace(predicted_s=text_s), vae_decode=SimpleNamespace(decode_s=vae_s))
 
 
-@pytest.mark.skipif(not predict_evidence.HAS_CALIBRATION, reason="this tree has no calibration records")
 def test_a_calibration_of_the_model_predicts_it_at_other_steps():
     cal = Evidence((), ((Path("cal.json"), _calibration(0.1, 1.2, 2.0)),), ())
     p = predict(request("wan2.1-t2v-1.3b", "h100-sxm", overrides={"steps": 20}), cal)
@@ -316,8 +315,7 @@ def test_no_evidence_on_the_class_is_one_line_naming_the_command():
         predict(request("wan2.1-t2v-1.3b", "l40s"), committed())
     message = str(err.value)
     assert "\n" not in message and "l40s" in message and "t2vbench run wan2.1-t2v-1.3b --weights random" in message
-    if predict_evidence.HAS_CALIBRATION:
-        assert "t2vbench calibrate wan2.1-t2v-1.3b" in message
+    assert "t2vbench calibrate wan2.1-t2v-1.3b" in message
 
 
 def test_a_model_whose_flops_cannot_be_counted_is_refused_in_one_line():
@@ -515,7 +513,6 @@ def test_cli_validate_prints_every_case_and_the_goal(run_cli, references_only):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not predict_evidence.HAS_CALIBRATION, reason="this tree has no calibration records")
 def test_cpu_calibration_is_validated_against_a_full_run(tmp_path, run_cli):
     """On this CPU: calibrate tiny-wan, run it, and validate the calibration's prediction against the run (the
     error depends on the machine, so only its presence and sense are checked here)."""

@@ -39,8 +39,10 @@ from bench.analysis.predict_figures import (
 from bench.analysis.predict_work import Work, work
 from bench.core.errors import UsageError
 from bench.core.specs import Settings, check_settings, load_spec, preset_settings
+from bench.records.calibration import matching
 from bench.records.key import settings_key
 from bench.records.schema import ResultRecord
+from bench.run.calibrate import FAMILIES as CALIBRATED_FAMILIES
 from bench.run.options import Options
 from bench.run.options import check as check_options
 
@@ -92,13 +94,7 @@ def refusal(req: ev.Request) -> str:
 
 
 def _calibratable(family: str) -> bool:
-    if not ev.HAS_CALIBRATION:
-        return False
-    try:
-        from bench.run.calibrate import FAMILIES
-    except ImportError:
-        return False
-    return family in FAMILIES
+    return family in CALIBRATED_FAMILIES
 
 
 def _on_class(req: ev.Request, evidence: ev.Evidence) -> list[tuple[Path, ResultRecord]]:
@@ -158,10 +154,6 @@ def _calibration(req: ev.Request, evidence: ev.Evidence) -> Prediction | None:
 
 
 def _calibrations_on(req: ev.Request, evidence: ev.Evidence) -> list[tuple[Path, Any]]:
-    if not ev.HAS_CALIBRATION:
-        return []
-    from bench.records.calibration import matching
-
     return [(p, c) for p, c in evidence.calibrations if ev.class_of(c.hardware_class) == req.hardware
             and matching(c, c.hardware_class, req.dtype, req.options) is None]
 

@@ -2,14 +2,13 @@
 what is asked and turned into what the cost model fits (bench.analysis.predict_model.Observation).
 
 Records are loaded as `compare` loads them (strictly, physics checked; incomplete ones left out); calibrations through
-bench.records.calibration where this t2vbench has it; published figures through bench.analysis.reference. A file
+bench.records.calibration; published figures through bench.analysis.reference. A file
 that cannot be used is skipped with its one-line reason, never fatal.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,10 @@ from bench.core import hardware
 from bench.core.errors import UsageError
 from bench.core.jsonsafe import loads_strict
 from bench.core.specs import Settings, Spec, load_spec, spec_names
+from bench.records.calibration import load_calibration
 from bench.records.schema import DETAIL_KEYS, ResultRecord
 
 COST_SETTINGS = ("height", "width", "num_frames", "steps", "guidance_scale", "guidance_scale_2", "max_sequence_length")
-HAS_CALIBRATION = importlib.util.find_spec("bench.records.calibration") is not None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,10 +83,6 @@ def _load(path: Path) -> Any:
         except (UsageError, OSError):
             data = None
         if isinstance(data, dict) and data.get("kind") == "calibration":
-            if not HAS_CALIBRATION:
-                raise UsageError(f"{path}: a calibration, which this t2vbench cannot read")
-            from bench.records.calibration import load_calibration
-
             return load_calibration(path)
     return load_one(path)
 
