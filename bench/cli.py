@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.analysis import fleet, scenarios, throughput
+from bench.analysis import fleet_estimate, scenarios, throughput
 from bench.analysis.compare import DEFAULT_BASELINE, DEFAULT_SCENARIO, compare
 from bench.analysis.physics import load_checked, violations
 from bench.analysis.registry import submit
@@ -156,6 +156,8 @@ def _add_fleet(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--record", help="a result record: its measured throughput, on the GPU it ran on")
     src.add_argument("--results", help="a results folder: median of the --model records on --hardware at one setting")
     src.add_argument("--bound", metavar="MODEL", help="the roofline bound of MODEL on --hardware (default h100-sxm)")
+    src.add_argument("--predict", metavar="MODEL", help="the cost model's throughput of MODEL on --hardware (default "
+                     "h100-sxm) at the scenario's video size, from ./results (t2vbench predict)")
     p.add_argument("--model", help="with --results: the model")
     p.add_argument("--settings", metavar="KEY", help="with --results: the settings key to take the median at")
     p.add_argument("--hardware", help="hardware class of the throughput; alone, scales the scenario's throughput to "
@@ -249,8 +251,8 @@ def cmd_fleet(args: argparse.Namespace) -> int:
         check_plot_path(args.plot)
     tp = throughput.select(scenario, throughput=args.throughput, record=args.record, results=args.results,
                            bound=args.bound, model=args.model, hardware_id=args.hardware, settings=args.settings,
-                           allow_toy=args.allow_toy)
-    est = fleet.estimate(scenario, tp, set(overrides), args.measured_power, args.spread)
+                           allow_toy=args.allow_toy, predicted=args.predict)
+    est = fleet_estimate.estimate(scenario, tp, set(overrides), args.measured_power, args.spread)
     for warning in tp.warnings:
         print(f"t2vbench: warning: {warning}", file=sys.stderr)
     plots = [str(p) for p in plot(args.plot, est)] if args.plot else []

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.analysis import fleet
+from bench.analysis import fleet, fleet_estimate
 from bench.analysis.fleet import Figure
 from bench.analysis.scenarios import PRESETS, load_scenario
 from bench.analysis.throughput import Throughput
@@ -56,7 +56,8 @@ def _figures(price=None, power=None, rental=None):
 def test_factorial_preset_reproduces_the_published_estimate(run_cli):
     d = _fleet_json(run_cli, "--scenario", "factorial-2024")
     assert d["throughput"] == {"video_min_per_gpu_hour": 5.0, "kind": "scenario", "measured": False,
-                               "source": d["throughput"]["source"], "hardware": "h100-sxm", "settings_key": None}
+                               "source": d["throughput"]["source"], "hardware": "h100-sxm", "settings_key": None,
+                               "evidence": "assumed", "interval": None, "interval_basis": "", "made": None}
     assert d["ai_video_minutes_per_day"] == 10.7e6
     assert d["kept_video_gpus"] == pytest.approx(89_166.67, abs=0.01)
     assert d["busy_gpus"] == pytest.approx(178_333.33, abs=0.01)
@@ -148,11 +149,16 @@ def test_platform_shares_are_used_when_no_direct_figure(tmp_path):
 def test_sensitivity_and_per_class_scaling():
     s = load_scenario("factorial-2024")
     tp = Throughput(5.0, "given", "test", get("h100-sxm"))
-    rows = {r["assumption"]: r for r in fleet.sensitivity(s, tp, 0.5)}
-    assert rows["throughput"]["peak_fleet_gpus_at_low"] == pytest.approx(2 * 713_333.33, abs=0.1)
-    assert rows["throughput"]["peak_fleet_gpus_at_high"] == pytest.approx(713_333.33 / 1.5, abs=0.1)
-    assert rows["utilization"]["high_value"] == 0.75
-    classes = {r["hardware"]: r for r in fleet.per_class(s, tp)}
+    est = fleet_estimate.estimate(s, tp, set())
+    rows = {r["assumption"]: r for r in est.sensitivity}
+    # the throughput has no range (given, not measured): +-50%
+    assert rows["throughput_video_min_per_gpu_hour"]["peak_fleet_gpus_at_low"] == pytest.approx(2 * 713_333.33, abs=0.1)
+    assert rows["throughput_video_min_per_gpu_hour"]["peak_fleet_gpus_at_high"] == pytest.approx(713_333.33 / 1.5, abs=0.1)
+    assert "no range given" in rows["throughput_video_min_per_gpu_hour"]["basis"]
+    # utilization has the preset's range [0.3, 0.7]: 713,333 x 0.5 / 0.3 and x 0.5 / 0.7
+    assert rows["utilization"]["high_value"] == 0.7 and rows["utilization"]["basis"] == "assumed: scenario range"
+    assert rows["utilization"]["peak_fleet_gpus_at_low"] == pytest.approx(713_333.33 * 0.5 / 0.3, abs=0.1)
+    classes = {r["hardware"]: r for r in est.per_class}
     assert classes["b200"]["video_min_per_gpu_hour"] == pytest.approx(5.0 * 2250 / 989.4) and classes["b200"]["scaled"]
     assert not classes["h100-sxm"]["scaled"]
     assert classes["h100-sxm"]["peak_fleet_gpus"] == pytest.approx(713_333.33, abs=0.1)

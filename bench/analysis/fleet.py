@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING, Any
 
 from bench.analysis.scenarios import Scenario, load_scenario  # noqa: F401  (load_scenario: the public entry point)
 from bench.core.errors import UsageError
-from bench.core.hardware import catalogue
 
 if TYPE_CHECKING:
     from bench.analysis.throughput import Throughput
@@ -193,59 +192,3 @@ def _numbers(d: dict[str, Any]) -> list[float]:
 
 
 NO_FIGURES = {n: Figure(None, "") for n in FIGURES}
-SENSITIVE = ("throughput", "ai_video_minutes_per_day", "candidates_per_kept_video", "utilization", "peak_to_average")
-
-
-def sensitivity(s: Scenario, tp: Throughput, spread: float = 0.5) -> list[dict[str, float | str]]:
-    """Peak fleet when each assumption alone moves by -spread and +spread (utilization capped at 1, candidates and
-    peak-to-average floored at 1)."""
-    base_tp = tp.video_min_per_gpu_hour
-    rows = []
-    for name in SENSITIVE:
-        base = base_tp if name == "throughput" else (s.demand_minutes_per_day if name == "ai_video_minutes_per_day"
-                                                     else getattr(s, name))
-        values = [base * (1 - spread), base * (1 + spread)]
-        if name == "utilization":
-            values = [min(v, 1.0) for v in values]
-        if name in ("peak_to_average", "candidates_per_kept_video"):
-            values = [max(v, 1.0) for v in values]
-        peaks = [size(s, v, NO_FIGURES)["peak_fleet_gpus"] if name == "throughput" else
-                 size(dataclasses.replace(s, **{name: v}), base_tp, NO_FIGURES)["peak_fleet_gpus"] for v in values]
-        rows.append({"assumption": name, "low_value": values[0], "high_value": values[1],
-                     "peak_fleet_gpus_at_low": peaks[0], "peak_fleet_gpus_at_high": peaks[1]})
-    return rows
-
-
-def per_class(s: Scenario, tp: Throughput) -> list[dict[str, Any]]:
-    """Peak fleet per catalogue class, the throughput scaled by peak bf16 FLOP/s (assumes equal utilization of
-    peak); `scaled` is False only for the throughput's own class."""
-
-    if tp.hardware is None:
-        return []
-    rows = []
-    for hw in catalogue().values():
-        scaled = tp.video_min_per_gpu_hour * hw.bf16_tflops / tp.hardware.bf16_tflops
-        rows.append({"hardware": hw.id, "video_min_per_gpu_hour": scaled,
-                     "peak_fleet_gpus": size(s, scaled, NO_FIGURES)["peak_fleet_gpus"],
-                     "scaled": hw.id != tp.hardware.id})
-    return rows
-
-
-@dataclasses.dataclass(frozen=True)
-class Estimate:
-    scenario: Scenario
-    throughput: Throughput
-    figures: dict[str, Figure]
-    fleet: dict[str, Any]
-    sensitivity: list[dict[str, Any]]
-    per_class: list[dict[str, Any]]
-
-
-def estimate(s: Scenario, tp: Throughput, overridden: set[str], measured_power: bool = False,
-             spread: float = 0.5) -> Estimate:
-    """Everything `t2vbench fleet` shows, from a checked scenario and throughput. Raises UsageError."""
-    if not (isinstance(spread, float) and 0 < spread < 1):
-        raise UsageError(f"--range {spread!r}: give a fraction between 0 and 1, e.g. 0.5 for +-50%")
-    figures = gpu_figures(s, tp, overridden, measured_power)
-    fleet = size(s, tp.video_min_per_gpu_hour, figures)
-    return Estimate(s, tp, figures, fleet, sensitivity(s, tp, spread), per_class(s, tp))

@@ -7,6 +7,12 @@ Six kinds, and only two of them are measurements:
     record    one result record's measured throughput               (measured)
     results   the median over a results folder's records of one model, class and setting   (measured)
     bound     the roofline bound: 100% of the class's peak FLOP/s at the model's canonical setting
+    predicted the cost model's figure from the best evidence on the class (bench.analysis.predict): measured,
+              step-sampled, predicted or published, as the prediction says, with the error its rung showed
+
+Each also says what it was made on (model and setting, where known), so a fleet whose scenario describes other video
+can say so, and where the value may lie (`interval`): a measurement's 95% interval of its mean latency, a
+prediction's validated error; none for a given, scenario or bound figure (a scenario's [ranges] may give one).
 
 A record is refused when it is incomplete, and (unless --allow-toy, which turns the refusal into a warning) when it
 was made on a CPU or with a toy spec: neither says anything about what video costs on a GPU. A step-sampled record
@@ -21,23 +27,42 @@ import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.analysis import roofline
+from bench.analysis import predict, roofline
 from bench.analysis.flops import cached_flops
 from bench.analysis.physics import load_checked
+from bench.analysis.predict_evidence import Evidence, gather
 from bench.analysis.registry import scan
 from bench.analysis.scenarios import check_number
-from bench.core import hardware, metrics
+from bench.core import hardware, metrics, stats
 from bench.core.errors import UsageError
 from bench.core.specs import load_spec
 from bench.core.text import shown
 from bench.records.key import settings_key
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from bench.analysis.predict import Prediction
+    from bench.analysis.predict_evidence import Request
     from bench.analysis.scenarios import Scenario
     from bench.records.schema import ResultRecord
 
 MEASURED_KINDS = ("record", "results")
 TOY_HINT = "measure a real model on a GPU, or pass --allow-toy to size a fleet from it anyway"
+
+
+@dataclasses.dataclass(frozen=True)
+class Made:
+    """What a throughput was made on: the model and the video it generated."""
+
+    model: str
+    width: int
+    height: int
+    video_s: float  # seconds of video per generation
+    steps: int
+
+    def describe(self) -> str:
+        return f"{self.model} at {self.width}x{self.height}, {self.video_s:.3g} s clips, {self.steps} steps"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,10 +76,28 @@ class Throughput:
     measured_power_w: float | None = None  # the records' measured average board power per GPU, where they have one
     settings_key: str | None = None  # bench.records.key.settings_key of the measured records
     warnings: tuple[str, ...] = ()
+    made: Made | None = None  # None: not made on a model (given, a scenario's own figure)
+    interval: tuple[float, float] | None = None  # where the value may lie, video-min per GPU-hour
+    interval_basis: str = ""  # what the interval is, e.g. "measured: 95% interval of the mean latency"
+    evidence: str = "assumed"  # the ladder's word: measured, step-sampled, predicted, published, bound, assumed
 
     @property
     def measured(self) -> bool:
         return self.kind in MEASURED_KINDS
+
+
+def made_of(r: ResultRecord) -> Made:
+    st = r.settings
+    return Made(r.spec.name, st.width, st.height, metrics.video_seconds(st.num_frames, st.fps), st.steps)
+
+
+def measured_interval(value: float, latencies_s: list[float]) -> tuple[tuple[float, float] | None, str]:
+    """The throughput's range from the 95% interval of the mean latency behind it (throughput is its inverse)."""
+    ci = stats.mean_interval(latencies_s)
+    if ci.low is None or ci.low <= 0:
+        return None, f"no interval: {ci.n} generation{'s' if ci.n != 1 else ''}"
+    return (value * ci.mean / ci.high, value * ci.mean / ci.low), \
+        f"measured: 95% interval of the mean latency of {ci.n} generations"
 
 
 def _checked(value: float, where: str) -> float:
@@ -155,7 +198,9 @@ def from_record(path: str, class_id: str | None = None, allow_toy: bool = False)
               f"GPU-hour {measured}{_sampled(r)}")
     if hw is None:
         source += "; that GPU is not in the hardware catalogue"
-    return Throughput(value, "record", source, hw, _power_per_gpu(r), settings_key(r), tuple(warnings))
+    interval, basis = measured_interval(value, r.latencies_s())
+    return Throughput(value, "record", source, hw, _power_per_gpu(r), settings_key(r), tuple(warnings), made_of(r),
+                      interval, basis, "step-sampled" if r.is_sampled else "measured")
 
 
 def per_gpu(r: ResultRecord) -> float:
@@ -216,9 +261,15 @@ def from_results(root: str, model: str, class_id: str, settings: str | None = No
     power = statistics.median(powers) if all(p is not None for p in powers) else None
     sampled = chosen[0].is_sampled  # the settings key says sampled=K: all of them or none
     kind = "step-sampled record(s)" if sampled else "record(s)"
+    # the median's range: the widest of the records' own 95% intervals (a record of one generation has none)
+    ranges = [measured_interval(v, r.latencies_s())[0] for v, r in zip(values, chosen)]
+    known = [x for x in ranges if x is not None]
+    interval = (min(lo for lo, _ in known), max(hi for _, hi in known)) if known else None
+    basis = "measured: the widest of the records' 95% intervals" if known else "no interval: single generations"
     return Throughput(median, "results", f"results {shown(root)}: median of {len(values)} {model} {kind} on {hw.id} at "
                       f"{key}, {median:.4g} video-min per GPU-hour {'step-sampled' if sampled else 'measured'}"
-                      f"{_SAMPLED_MEDIAN if sampled else ''}", hw, power, key, tuple(warnings))
+                      f"{_SAMPLED_MEDIAN if sampled else ''}", hw, power, key, tuple(warnings), made_of(chosen[0]),
+                      interval, basis, "step-sampled" if sampled else "measured")
 
 
 def from_bound(model: str, class_id: str, allow_toy: bool = False, dtype: str = "bfloat16") -> Throughput:
@@ -234,15 +285,38 @@ def from_bound(model: str, class_id: str, allow_toy: bool = False, dtype: str = 
     st = spec.settings
     b = roofline.bound(cached_flops(spec, st), hw, metrics.video_seconds(st.num_frames, st.fps), dtype)
     value = _checked(b["bound_video_minutes_per_gpu_hour"], f"--bound {model}")
+    made = Made(spec.name, st.width, st.height, metrics.video_seconds(st.num_frames, st.fps), st.steps)
     return Throughput(value, "bound", f"roofline bound: {model} at its canonical setting on {hw.id} at 100% of peak "
                       f"{dtype}, {value:.4g} video-min per GPU-hour (an upper limit, not a measurement)", hw,
-                      warnings=tuple(warnings))
+                      warnings=tuple(warnings), made=made, evidence="bound")
+
+
+def from_prediction(req: Request, p: Prediction) -> Throughput:
+    """The cost model's throughput (bench.analysis.predict), labelled with its rung's kind and validated error."""
+    value = _checked(p.video_min_per_gpu_hour.value, f"the prediction for {p.model} on {p.hardware}")
+    st = req.settings
+    made = Made(p.model, st.width, st.height, metrics.video_seconds(st.num_frames, st.fps), st.steps)
+    evidence = p.rung if p.rung in ("measured", "step-sampled") else \
+        "published" if p.video_min_per_gpu_hour.kind == "published" else "predicted"
+    interval, basis = None, f"{evidence}: no interval"
+    if p.error_interval is not None:
+        lo, hi = p.error_interval  # predicted / actual - 1, so actual throughput = predicted x (1 + error)
+        interval = (value * (1 + lo), value * (1 + hi))
+        basis = f"{evidence}: the '{p.rung}' rung's error in `t2vbench predict --validate`, {lo:+.1%} to {hi:+.1%}"
+    hw = hardware.match_gpu(p.hardware) if not p.hardware.startswith("cpu:") else None
+    source = (f"cost model ({p.rung} rung): {p.model} ({p.setting}) on {p.hardware}, {value:.4g} video-min per GPU-hour "
+              f"{evidence}; {p.video_min_per_gpu_hour.basis}")
+    return Throughput(value, "predicted", source, hw, made=made, interval=interval, interval_basis=basis,
+                      evidence=evidence)
 
 
 def select(s: Scenario, *, throughput: float | None = None, record: str | None = None, results: str | None = None,
            bound: str | None = None, model: str | None = None, hardware_id: str | None = None,
-           settings: str | None = None, allow_toy: bool = False) -> Throughput:
-    """The throughput the options ask for (at most one source; none: the scenario's own). Raises UsageError."""
+           settings: str | None = None, allow_toy: bool = False, predicted: str | None = None,
+           evidence: Sequence[str] = ("results",)) -> Throughput:
+    """The throughput the options ask for (at most one source; none: the scenario's own). `predicted` names a model
+    for the cost model to predict on hardware_id (default h100-sxm) from the files under `evidence`, at the scenario's
+    [video] size where it has one. Raises UsageError."""
     if settings is not None and not results:
         raise UsageError("--settings chooses among the records of --results; use it with --results")
     if model is not None and not results:
@@ -257,4 +331,17 @@ def select(s: Scenario, *, throughput: float | None = None, record: str | None =
         return from_results(results, model, hardware_id, settings, allow_toy)
     if bound:
         return from_bound(bound, hardware_id or "h100-sxm", allow_toy)
+    if predicted:
+        return predict_for(s, predicted, hardware_id or "h100-sxm", gather([p for p in evidence if Path(p).exists()]))
     return from_scenario(s, hardware_id)
+
+
+def predict_for(s: Scenario, model: str, class_id: str, evidence: Evidence) -> Throughput:
+    """The cost model's throughput of `model` on `class_id` at the scenario's video size (the model's own setting
+    otherwise). Raises UsageError where the class has no evidence or the size is impossible for the model."""
+    spec = load_spec(model)
+    overrides = {"width": s.video.width, "height": s.video.height} if s.video else {}
+    if spec.tiny and overrides:
+        overrides = {}  # a toy spec is costed at its own tiny size
+    req = predict.request(model, class_id, overrides)
+    return from_prediction(req, predict.predict(req, evidence))

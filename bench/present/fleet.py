@@ -8,11 +8,12 @@ matplotlib is imported only when a plot is asked for.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 from bench.analysis import fleet
-from bench.analysis.fleet import Estimate
+from bench.analysis.fleet_estimate import Estimate
 from bench.analysis.scenarios import file_format
 from bench.core.errors import UsageError
 from bench.core.files import nearest_existing, writable_ancestor
@@ -32,6 +33,14 @@ def _money(x: float | None) -> str:
 
 def _n(x: float) -> str:
     return f"{x / 1e3:,.1f}k" if x >= 1e4 else f"{x:,.0f}"
+
+
+def _span(est: Estimate, key: str, fmt) -> str:
+    """'  [low .. high]' for an output with a range wider than its value, else ''."""
+    r = est.ranges.get(key)
+    if r is None or r[0] == r[1]:
+        return ""
+    return f"  [{fmt(r[0])} .. {fmt(r[1])}]"
 
 
 def _figure_lines(est: Estimate) -> list[str]:
@@ -54,18 +63,32 @@ def _demand_line(est: Estimate) -> str:
 def _money_lines(est: Estimate) -> list[str]:
     s, out = est.scenario, est.fleet
     price, power = est.figures["unit_price_usd"].value, est.figures["board_power_w"].value
+    mw = lambda x: f"{x:.1f} MW"  # noqa: E731
     return [
         f"capex at peak         {_money(out['capex_usd'])}" + (f"  ({_n(out['peak_fleet_gpus'])} x {_money(price)})"
-                                                                 if price is not None else ""),
+                                                                 if price is not None else "")
+        + _span(est, "capex_usd", _money),
         "power at peak         " + ("n/a" if out["power_at_peak_mw"] is None else
-                                     f"{out['power_at_peak_mw']:.1f} MW ({power:.0f} W per GPU, PUE {s.pue:g})"),
+                                     f"{out['power_at_peak_mw']:.1f} MW ({power:.0f} W per GPU, PUE {s.pue:g})"
+                                     + _span(est, "power_at_peak_mw", mw)),
         "energy per year       " + ("n/a" if out["energy_per_year_mwh"] is None else
-                                     f"{out['energy_per_year_mwh'] / 1e3:,.1f} GWh, "
+                                     f"{out['energy_per_year_mwh'] / 1e3:,.1f} GWh"
+                                     f"{_span(est, 'energy_per_year_mwh', lambda x: f'{x / 1e3:,.1f} GWh')}, "
                                      f"{_money(out['energy_cost_per_year_usd'])} at "
                                      f"${s.electricity_usd_per_kwh:g}/kWh"),
-        f"$ per kept video-min  owned {_money(out['owned_usd_per_kept_video_minute'])} (capex over "
-        f"{s.gpu_lifetime_years:g} years + energy), rented {_money(out['rented_usd_per_kept_video_minute'])}",
+        f"$ per kept video-min  owned {_money(out['owned_usd_per_kept_video_minute'])}"
+        f"{_span(est, 'owned_usd_per_kept_video_minute', _money)} (capex over {s.gpu_lifetime_years:g} years + energy), "
+        f"rented {_money(out['rented_usd_per_kept_video_minute'])}{_span(est, 'rented_usd_per_kept_video_minute', _money)}",
     ]
+
+
+def _range_lines(est: Estimate) -> list[str]:
+    if not est.inputs:
+        return ["ranges: none (no measured interval and no [ranges] in the scenario): each figure is a point"]
+    names = ", ".join(f"{i.name} {i.low:.4g}..{i.high:.4g} ({i.basis})" for i in est.inputs)
+    return [f"ranges [low .. high]: every ranged input off at once, the worst case (interval arithmetic at the "
+            f"corners); from {names}",
+            f"moves the peak fleet most: {est.moves_most} (the tornado below moves one input at a time)"]
 
 
 def _context_lines(est: Estimate) -> list[str]:
@@ -89,20 +112,26 @@ def format_fleet(est: Estimate, explain: bool) -> str:
     lines = [fleet.__doc__.strip(), "", file_format(), ""] if explain else []
     measured = "measured" if tp.measured else "not measured"
     named = f"scenario    {s.name}" + (f": {s.description}" if s.description else "")
-    lines += [named, f"throughput  [{tp.kind}, {measured}] {tp.source}",
+    lines += [est.mismatch] if est.mismatch else []
+    interval = "" if tp.interval is None else f" [{tp.interval[0]:.4g} .. {tp.interval[1]:.4g}: {tp.interval_basis}]"
+    kinds = tp.kind if tp.kind == tp.evidence else f"{tp.kind}, {tp.evidence}"
+    lines += [named, f"throughput  [{kinds}, {measured}] {tp.source}{interval}",
               *_figure_lines(est), _demand_line(est), ""]
     lines += [
-        f"kept-video GPUs (demand / 24 h / throughput)   {_n(out['kept_video_gpus'])}",
-        f"busy GPUs (x {s.candidates_per_kept_video:g} candidates per kept video)      {_n(out['busy_gpus'])}",
-        f"average fleet (/ {s.utilization:g} utilization)              {_n(out['average_fleet_gpus'])}",
-        f"peak fleet (x {s.peak_to_average:g} peak-to-average)               {_n(out['peak_fleet_gpus'])}",
+        f"kept-video GPUs (demand / 24 h / throughput)   {_n(out['kept_video_gpus'])}{_span(est, 'kept_video_gpus', _n)}",
+        f"busy GPUs (x {s.candidates_per_kept_video:g} candidates per kept video)      {_n(out['busy_gpus'])}"
+        f"{_span(est, 'busy_gpus', _n)}",
+        f"average fleet (/ {s.utilization:g} utilization)              {_n(out['average_fleet_gpus'])}"
+        f"{_span(est, 'average_fleet_gpus', _n)}",
+        f"peak fleet (x {s.peak_to_average:g} peak-to-average)               {_n(out['peak_fleet_gpus'])}"
+        f"{_span(est, 'peak_fleet_gpus', _n)}",
         "",
-    ] + _money_lines(est) + [""] + _context_lines(est)
+    ] + _money_lines(est) + [""] + _range_lines(est) + [""] + _context_lines(est)
     if est.sensitivity:
         rows = [[r["assumption"], f"{r['low_value']:.4g}", f"{r['high_value']:.4g}", _n(r["peak_fleet_gpus_at_low"]),
-                 _n(r["peak_fleet_gpus_at_high"])] for r in est.sensitivity]
-        lines += ["", "sensitivity of the peak fleet:",
-                  table(rows, ["assumption", "low", "high", "peak fleet at low", "peak fleet at high"])]
+                 _n(r["peak_fleet_gpus_at_high"]), r["basis"]] for r in est.sensitivity]
+        lines += ["", "sensitivity of the peak fleet (one input at a time, largest swing first):",
+                  table(rows, ["input", "low", "high", "peak fleet at low", "peak fleet at high", "range from"])]
     return "\n".join(lines)
 
 
@@ -111,9 +140,13 @@ def fleet_json(est: Estimate, plots: list[str]) -> dict[str, Any]:
     tp = est.throughput
     return {
         "scenario": est.scenario.name,
-        "throughput": {"video_min_per_gpu_hour": tp.video_min_per_gpu_hour, "kind": tp.kind,
-                       "measured": tp.measured, "source": tp.source,
+        "mismatch": est.mismatch,
+        "throughput": {"video_min_per_gpu_hour": tp.video_min_per_gpu_hour, "kind": tp.kind, "evidence": tp.evidence,
+                       "measured": tp.measured, "source": tp.source, "interval": tp.interval,
+                       "interval_basis": tp.interval_basis, "made": tp.made.describe() if tp.made else None,
                        "hardware": tp.hardware.id if tp.hardware else None, "settings_key": tp.settings_key},
+        "ranges": {k: None if v is None else {"low": v[0], "high": v[1]} for k, v in est.ranges.items()},
+        "ranged_inputs": [dataclasses.asdict(i) for i in est.inputs], "moves_most": est.moves_most,
         "gpu_figures": {n: {"value": f.value, "source": f.source} for n, f in est.figures.items()},
         **est.fleet,
         "sensitivity": est.sensitivity, "per_class": est.per_class, "plots": plots,
