@@ -14,17 +14,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.analysis import fleet_estimate, scenarios, throughput
 from bench.analysis.compare import DEFAULT_BASELINE, DEFAULT_SCENARIO, compare
 from bench.analysis.physics import load_checked, violations
 from bench.analysis.registry import submit
 from bench.analysis.roofline import analyze
+from bench.cli_fleet import add_estimate, add_fleet, cmd_estimate, cmd_fleet
 from bench.core.errors import Interrupted, UsageError
 from bench.core.hardware import catalogue
 from bench.core.specs import DEFAULT_MODEL, all_specs
 from bench.core.text import clean
 from bench.present import tables as compare_format
-from bench.present.fleet import check_plot_path, fleet_json, format_fleet, plot
 from bench.present.report import write_report
 from bench.present.sweep import compare_text, format_commands, format_sweep
 from bench.present.text import format_hardware, format_models, format_roofline, format_run, table
@@ -66,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--allow-toy", action="store_true", help="file CPU and tiny-model records under toy/")
     rec = sub.add_parser("recover", help="turn a run's journal into its record (after a crash or a kill)")
     rec.add_argument("journal", type=Path)
-    _add_fleet(sub)
+    add_fleet(sub)
+    add_estimate(sub)
 
     roof = sub.add_parser("roofline", help="FLOPs per video and the throughput bound of a model on a hardware class")
     roof.add_argument("model")
@@ -147,31 +147,6 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
                    "after it, the running one keeps its record (default: the file's budget_s, else none)")
 
 
-def _add_fleet(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("fleet", help="GPUs, dollars and megawatts a demand scenario needs")
-    p.add_argument("--scenario", default="factorial-2024", help="preset name or path to a TOML file (default "
-                   "factorial-2024)")
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--throughput", type=float, help="video minutes per GPU-hour (given, not measured)")
-    src.add_argument("--record", help="a result record: its measured throughput, on the GPU it ran on")
-    src.add_argument("--results", help="a results folder: median of the --model records on --hardware at one setting")
-    src.add_argument("--bound", metavar="MODEL", help="the roofline bound of MODEL on --hardware (default h100-sxm)")
-    src.add_argument("--predict", metavar="MODEL", help="the cost model's throughput of MODEL on --hardware (default "
-                     "h100-sxm) at the scenario's video size, from ./results (t2vbench predict)")
-    p.add_argument("--model", help="with --results: the model")
-    p.add_argument("--settings", metavar="KEY", help="with --results: the settings key to take the median at")
-    p.add_argument("--hardware", help="hardware class of the throughput; alone, scales the scenario's throughput to "
-                   "it by peak FLOP/s")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a scenario number")
-    p.add_argument("--measured-power", action="store_true",
-                   help="use the record's measured average power per GPU instead of the board power")
-    p.add_argument("--allow-toy", action="store_true", help="size a fleet from a CPU or toy record anyway (warns)")
-    p.add_argument("--range", type=float, default=0.5, dest="spread", help="sensitivity range (default 0.5 = +-50%%)")
-    p.add_argument("--plot", type=Path, help="write the tornado and per-class plots here (.png and .svg)")
-    p.add_argument("--explain", action="store_true", help="print the model's formulas and precedence first")
-    p.add_argument("--json", action="store_true")
-
-
 def cmd_models(args: argparse.Namespace) -> int:
     specs = all_specs()
     if args.memory:
@@ -241,27 +216,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_recover(args: argparse.Namespace) -> int:
     outcome = recover(args.journal, judge=violations)  # a journal passes the gate's physics, as a record does
     _print_record(outcome.record, outcome.path, False)
-    return 0
-
-
-def cmd_fleet(args: argparse.Namespace) -> int:
-    overrides = scenarios.parse_overrides(args.set)
-    scenario = scenarios.load_scenario(args.scenario, overrides)
-    if args.plot:
-        check_plot_path(args.plot)
-    tp = throughput.select(scenario, throughput=args.throughput, record=args.record, results=args.results,
-                           bound=args.bound, model=args.model, hardware_id=args.hardware, settings=args.settings,
-                           allow_toy=args.allow_toy, predicted=args.predict)
-    est = fleet_estimate.estimate(scenario, tp, set(overrides), args.measured_power, args.spread)
-    for warning in tp.warnings:
-        print(f"t2vbench: warning: {warning}", file=sys.stderr)
-    plots = [str(p) for p in plot(args.plot, est)] if args.plot else []
-    if args.json:
-        print(json.dumps(fleet_json(est, plots), sort_keys=True))
-    else:
-        print(format_fleet(est, args.explain))
-        for p in plots:
-            print(f"plot: {p}")
     return 0
 
 
@@ -347,7 +301,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 COMMANDS = {"compare": cmd_compare, "report": cmd_report,
             "models": cmd_models, "run": cmd_run, "show": cmd_show, "recover": cmd_recover,
-            "submit": cmd_submit, "fleet": cmd_fleet, "roofline": cmd_roofline,
+            "submit": cmd_submit, "fleet": cmd_fleet, "estimate": cmd_estimate, "roofline": cmd_roofline,
             "hardware": cmd_hardware, "predict": cmd_predict, "sweep": cmd_sweep, "calibrate": cmd_calibrate}
 
 

@@ -13,6 +13,9 @@ def _private_cache(tmp_path_factory):
     import os
 
     os.environ["T2VBENCH_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    from tests.golden_work import seed_work_cache
+
+    seed_work_cache()
 
 
 @functools.cache
