@@ -4,6 +4,7 @@ installed (Debian's `chromium`; .ci/run installs it where apt is usable)."""
 
 import dataclasses
 import html.parser
+import json
 import re
 import shutil
 import subprocess
@@ -26,6 +27,7 @@ IMG = "<img src=x onerror=document.title='pwned'>"
 TITLE = "t2vbench report"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: shown raw, it would reverse the text after it
+REGISTRY = Path(__file__).resolve().parent.parent / "results"  # the committed records and references
 
 
 def payload(tag: str) -> str:
@@ -258,7 +260,7 @@ def test_chromium_renders_the_page_and_runs_no_script(tmp_path, monkeypatch):
     label = html.escape(put["label"], quote=False).replace(RLO, "\\u202e")
     assert label in dom.stdout and RLO not in dom.stdout  # shown as text, the override as a visible escape
     shot = tmp_path / "report.png"
-    taken = _chromium(tmp_path, page, "--hide-scrollbars", "--window-size=1500,4400", f"--screenshot={shot}")
+    taken = _chromium(tmp_path, page, "--hide-scrollbars", "--window-size=1400,4400", f"--screenshot={shot}")
     assert taken.returncode == 0 and _console(taken.stderr) == []
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
     print(f"screenshot: {shot}")
@@ -266,6 +268,50 @@ def test_chromium_renders_the_page_and_runs_no_script(tmp_path, monkeypatch):
 
 
 # --- the page reads at a glance: it fits 1,400 px, every figure says what it shows ----------------------------------
+
+# Run in the page once it has loaded (a copy of the page without its CSP, which would block it): what sticks out of
+# the viewport, what scrolls sideways inside it, and each image's alt text and caption, written into the DOM as JSON.
+PROBE = """<script>window.addEventListener('load', () => {
+  const w = document.documentElement.clientWidth;
+  const wide = [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > w + 0.5
+    || (getComputedStyle(e).overflowX !== 'visible' && e.scrollWidth > e.clientWidth + 0.5))
+    .slice(0, 12).map(e => `${e.tagName}.${e.className}: right ${e.getBoundingClientRect().right}, `
+                           + `scrolls ${e.scrollWidth}`);
+  const figures = [...document.querySelectorAll('img, svg')].map(e => ({alt: e.getAttribute('alt') || '',
+    caption: (e.closest('figure')?.querySelector('figcaption')?.textContent || '').trim()}));
+  const out = document.createElement('pre'); out.id = 'probe';
+  out.textContent = JSON.stringify({client: w, scroll: document.documentElement.scrollWidth, wide, figures});
+  document.body.appendChild(out);
+});</script>"""
+
+
+def _probe(tmp_path: Path, page: Path, width_px: int) -> dict:
+    probed = tmp_path / "probed.html"
+    text = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page.read_text(encoding="utf-8"))
+    probed.write_text(text.replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    dom = _chromium(tmp_path, probed, f"--window-size={width_px},1000", "--virtual-time-budget=10000", "--dump-dom")
+    found = re.search(r'<pre id="probe">(.*?)</pre>', dom.stdout, re.S)
+    assert found, dom.stderr[-2000:]
+    return json.loads(html.unescape(found.group(1)))
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (Debian: apt-get install chromium)")
+def test_chromium_page_fits_1400_px_with_long_names_and_every_figure_is_described(tmp_path, monkeypatch):
+    """The committed registry (26 rows, the table that scrolled its 'peak mem' and baseline columns out of view at
+    1,400 px) plus a GPU record under a 600-character path with a 200-character label of one word: nothing may
+    stick out of the viewport or scroll sideways inside it (scrollbar shown, as a reader has it)."""
+    folder = tmp_path.joinpath(*["long" + "x" * 196] * 3)
+    forge.write(folder, "r.json", forge.with_nvml(forge.record(label="L" * 200), monkeypatch))
+    page = tmp_path / "report.html"
+    write_report([REGISTRY, folder], page, timeline_path=folder / "r.json")
+    assert ("L" * 200) in page.read_text(encoding="utf-8") and str(folder) in page.read_text(encoding="utf-8")
+    seen = _probe(tmp_path, page, 1400)
+    assert 1300 < seen["client"] <= 1400
+    assert seen["scroll"] == seen["client"] and seen["wide"] == []
+    assert len(seen["figures"]) == 4  # throughput, energy and cost, stages, timeline
+    for figure in seen["figures"]:
+        assert len(figure["alt"]) > 10 and len(figure["caption"]) > 40, figure
+
 
 def _row(kind: str, vm: float, *, measure: str = "", mfu: float | None = None, bound: float | None = None,
          interval: tuple[float, float] | None = None, energy: float | None = None, owned: float | None = None,
