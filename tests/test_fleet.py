@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -553,3 +554,45 @@ def test_a_minimal_scenario_needs_no_description_and_explain_documents_the_forma
     path.write_text(MINIMAL.replace("pue = 1.2\n", ""))
     code, _, err = run_cli("fleet", "--scenario", path, "--throughput", 5)
     assert code == 2 and "missing field 'pue'" in err
+
+
+def test_fleet_figure_counts_gpus_in_k_and_m_and_names_every_colour(tmp_path):
+    """A hand-made estimate: a 1.25M-GPU scenario, two assumptions moved, three classes. Every count axis reads
+    '500k', '1M', '10M' (no '1e6' offset, no 10^6), each axis says what it counts, each colour is in a legend."""
+    from matplotlib.colors import to_hex
+
+    from bench.present.fleet import figure
+
+    sensitivity = [{"assumption": "utilization", "low_value": 0.3, "high_value": 0.9,
+                    "peak_fleet_gpus_at_low": 2_500_000.0, "peak_fleet_gpus_at_high": 833_333.3},
+                   {"assumption": "ai_video_minutes_per_day", "low_value": 5e6, "high_value": 1.5e7,
+                    "peak_fleet_gpus_at_low": 625_000.0, "peak_fleet_gpus_at_high": 1_875_000.0}]
+    per_class = [{"hardware": "h100-sxm", "peak_fleet_gpus": 1_250_000.0, "scaled": False},
+                 {"hardware": "b200", "peak_fleet_gpus": 550_000.0, "scaled": True},
+                 {"hardware": "rtx-4090", "peak_fleet_gpus": 12_000_000.0, "scaled": True}]
+    est = fleet.Estimate(load_scenario(str(_scenario(tmp_path, HAND))), Throughput(5.0, "given", "test",
+                         get("h100-sxm")), _figures(), {"peak_fleet_gpus": 1_250_000.0}, sensitivity, per_class)
+    fig = figure(est)
+    fig.draw_without_rendering()
+    left, right = fig.axes
+    for ax in (left, right):
+        assert ax.get_xlabel() and ax.get_ylabel()
+        assert ax.xaxis.get_offset_text().get_text() == "" and ax.yaxis.get_offset_text().get_text() == ""
+    in_view = [t.get_text() for t in left.xaxis.get_ticklabels()
+               if left.get_xlim()[0] <= t.get_position()[0] <= left.get_xlim()[1]]
+    assert {"1M", "2M"} <= set(in_view) and all(re.fullmatch(r"\d+(\.\d+)?[kM]|0", t) for t in in_view), in_view
+    assert "GPUs" in left.get_xlabel() and "GPUs" in right.get_ylabel()
+    assert {t.get_text() for t in right.yaxis.get_ticklabels()} >= {"1M", "2M", "5M", "10M"}
+    # each end of a bar says the assumption's value there: 5M and 15M video-minutes a day, 0.3 and 0.9 utilization
+    assert {"5M", "15M", "0.3", "0.9"} <= {t.get_text().strip() for t in left.texts}
+    left_legend = {t.get_text() for t in left.get_legend().get_texts()}
+    assert left_legend == {"assumption at low", "assumption at high", "scenario: 1.25M GPUs"}
+    assert [t.get_text() for t in right.get_legend().get_texts()] == [
+        "the throughput's own class", "scaled by peak bf16 FLOP/s", "H100 shipped in 2023 (550k)",
+        "H100 held by the top 12 (650k)"]
+    # one colour, one meaning: low bars share a colour, high bars another; the own class differs from scaled ones
+    ends = {round(p.get_x() + p.get_width()): to_hex(p.get_facecolor()) for p in left.patches}
+    low, high = {ends[2_500_000], ends[625_000]}, {ends[833_333], ends[1_875_000]}
+    assert len(low) == len(high) == 1 and low != high
+    own, b200, rtx = (to_hex(p.get_facecolor()) for p in right.patches)
+    assert b200 == rtx != own

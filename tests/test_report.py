@@ -2,7 +2,9 @@
 atomically and never over an existing file without --force; rendered in a real headless Chromium where one is
 installed (Debian's `chromium`; .ci/run installs it where apt is usable)."""
 
+import dataclasses
 import html.parser
+import json
 import re
 import shutil
 import subprocess
@@ -11,6 +13,7 @@ from pathlib import Path
 import pytest
 from markupsafe import Markup
 
+from bench.analysis.compare import Row
 from bench.cli import main
 from bench.core.errors import UsageError
 from bench.present.report import page as page_module
@@ -24,6 +27,7 @@ IMG = "<img src=x onerror=document.title='pwned'>"
 TITLE = "t2vbench report"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: shown raw, it would reverse the text after it
+REGISTRY = Path(__file__).resolve().parent.parent / "results"  # the committed records and references
 
 
 def payload(tag: str) -> str:
@@ -256,7 +260,166 @@ def test_chromium_renders_the_page_and_runs_no_script(tmp_path, monkeypatch):
     label = html.escape(put["label"], quote=False).replace(RLO, "\\u202e")
     assert label in dom.stdout and RLO not in dom.stdout  # shown as text, the override as a visible escape
     shot = tmp_path / "report.png"
-    taken = _chromium(tmp_path, page, "--hide-scrollbars", "--window-size=1500,4400", f"--screenshot={shot}")
+    taken = _chromium(tmp_path, page, "--hide-scrollbars", "--window-size=1400,4400", f"--screenshot={shot}")
     assert taken.returncode == 0 and _console(taken.stderr) == []
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
     print(f"screenshot: {shot}")
+
+
+
+# --- the page reads at a glance: it fits 1,400 px, every figure says what it shows ----------------------------------
+
+# Run in the page once it has loaded (a copy of the page without its CSP, which would block it): what sticks out of
+# the viewport, what scrolls sideways inside it, and each image's alt text and caption, written into the DOM as JSON.
+PROBE = """<script>window.addEventListener('load', () => {
+  const w = document.documentElement.clientWidth;
+  const wide = [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > w + 0.5
+    || (getComputedStyle(e).overflowX !== 'visible' && e.scrollWidth > e.clientWidth + 0.5))
+    .slice(0, 12).map(e => `${e.tagName}.${e.className}: right ${e.getBoundingClientRect().right}, `
+                           + `scrolls ${e.scrollWidth}`);
+  const figures = [...document.querySelectorAll('img, svg')].map(e => ({alt: e.getAttribute('alt') || '',
+    caption: (e.closest('figure')?.querySelector('figcaption')?.textContent || '').trim()}));
+  const out = document.createElement('pre'); out.id = 'probe';
+  out.textContent = JSON.stringify({client: w, scroll: document.documentElement.scrollWidth, wide, figures});
+  document.body.appendChild(out);
+});</script>"""
+
+
+def _probe(tmp_path: Path, page: Path, width_px: int) -> dict:
+    probed = tmp_path / "probed.html"
+    text = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page.read_text(encoding="utf-8"))
+    probed.write_text(text.replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    dom = _chromium(tmp_path, probed, f"--window-size={width_px},1000", "--virtual-time-budget=10000", "--dump-dom")
+    found = re.search(r'<pre id="probe">(.*?)</pre>', dom.stdout, re.S)
+    assert found, dom.stderr[-2000:]
+    return json.loads(html.unescape(found.group(1)))
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (Debian: apt-get install chromium)")
+def test_chromium_page_fits_1400_px_with_long_names_and_every_figure_is_described(tmp_path, monkeypatch):
+    """The committed registry (26 rows, the table that scrolled its 'peak mem' and baseline columns out of view at
+    1,400 px) plus a GPU record under a 600-character path with a 200-character label of one word: nothing may
+    stick out of the viewport or scroll sideways inside it (scrollbar shown, as a reader has it)."""
+    folder = tmp_path.joinpath(*["long" + "x" * 196] * 3)
+    forge.write(folder, "r.json", forge.with_nvml(forge.record(label="L" * 200), monkeypatch))
+    page = tmp_path / "report.html"
+    write_report([REGISTRY, folder], page, timeline_path=folder / "r.json")
+    assert ("L" * 200) in page.read_text(encoding="utf-8") and str(folder) in page.read_text(encoding="utf-8")
+    seen = _probe(tmp_path, page, 1400)
+    assert 1300 < seen["client"] <= 1400
+    assert seen["scroll"] == seen["client"] and seen["wide"] == []
+    assert len(seen["figures"]) == 4  # throughput, energy and cost, stages, timeline
+    for figure in seen["figures"]:
+        assert len(figure["alt"]) > 10 and len(figure["caption"]) > 40, figure
+
+
+def _row(kind: str, vm: float, *, measure: str = "", mfu: float | None = None, bound: float | None = None,
+         interval: tuple[float, float] | None = None, energy: float | None = None, owned: float | None = None,
+         rented: float | None = None) -> Row:
+    low, high = interval or (None, None)
+    return Row(kind=kind, source="s", model="m", hardware="h100-sxm", gpus=1, settings_key="k", toy="",
+               generations=3 if interval else None, seconds_per_video=60 / vm, video_min_per_gpu_hour=vm,
+               interval_low=low, interval_high=high, energy_wh_per_video_minute=energy,
+               owned_usd_per_video_minute=owned, rented_usd_per_video_minute=rented, mfu=mfu,
+               bound_video_min_per_gpu_hour=bound, peak_memory_bytes=None, stages_s=None, paths=(), measure=measure)
+
+
+# Four kinds of evidence over a 55x range (a log axis), as the table numbers them.
+ROWS = [(1, _row("measured", 4.55, measure="measured", mfu=0.434, bound=10.5, interval=(4.52, 4.57), energy=152,
+                 owned=0.39, rented=1.35)),
+        (2, _row("measured", 5.0, measure="step-sampled", mfu=0.476, bound=10.5, interval=(4.9, 5.1))),
+        (3, _row("published", 0.119, mfu=0.227, bound=0.524, owned=14.9, rented=51.5)),
+        (4, _row("estimate", 5.0, energy=None, owned=0.356, rented=1.23)),
+        (5, _row("published", 3.4, mfu=0.303, bound=11.2, energy=200, owned=0.525, rented=1.81))]
+
+
+def _drawn(fig):
+    fig.draw_without_rendering()  # ticks, their labels and offset texts are made at draw time
+    return fig
+
+
+def _legend(fig) -> dict[str, object]:
+    """{label: handle} of the figure's one legend."""
+    (legend,) = fig.legends
+    return {t.get_text(): h for t, h in zip(legend.get_texts(), legend.legend_handles)}
+
+
+def _by_gid(fig, prefix: str = "row") -> dict[str, object]:
+    return {a.get_gid(): a for a in fig.findobj(lambda a: (a.get_gid() or "").startswith(prefix))}
+
+
+def _assert_readable_axes(fig) -> None:
+    """Every value axis has a label, no axis an offset ('1e6') or an exponent in a tick label."""
+    for ax in fig.axes:
+        assert ax.get_xlabel(), ax
+        for axis in (ax.xaxis, ax.yaxis):
+            assert axis.get_offset_text().get_text() == ""
+            for label in axis.get_ticklabels():
+                assert "e+" not in label.get_text() and "^" not in label.get_text(), label.get_text()
+
+
+def test_roofline_marks_the_bound_and_puts_each_rows_mfu_on_its_bar():
+    fig = _drawn(plots.throughput(ROWS))
+    _assert_readable_axes(fig)
+    (ax,) = fig.axes
+    assert ax.get_xscale() == "log" and "log" in ax.get_xlabel()  # 0.119 .. 11.2 is a 94x range
+    assert {t.get_text() for t in ax.xaxis.get_ticklabels() if t.get_text()} >= {"0.1", "1", "10"}
+    found = _by_gid(fig)
+    mfu = {gid: found[gid].get_text() for gid in found if gid.endswith("-mfu")}
+    assert mfu == {"row1-mfu": "MFU 43%", "row2-mfu": "MFU 48%", "row3-mfu": "MFU 23%", "row4-mfu": "MFU n/a",
+                   "row5-mfu": "MFU 30%"}
+    legend = _legend(fig)
+    bound = [label for label in legend if "bound" in label]
+    assert len(bound) == 1 and legend[bound[0]].get_marker() == "D"
+    diamonds = [line for line in ax.get_lines() if line.get_marker() == "D"]
+    assert sorted(float(d.get_xdata()[0]) for d in diamonds) == [0.524, 10.5, 10.5, 11.2]  # row 4 has no bound
+    _assert_one_meaning_per_colour(fig, found)
+
+
+def _assert_one_meaning_per_colour(fig, bars: dict[str, object]) -> None:
+    """Bars of rows of one kind share a colour, bars of other kinds differ, and the legend names each colour once."""
+    from matplotlib.colors import to_hex
+
+    kinds = {1: "measured", 2: "step-sampled", 3: "published", 4: "estimate", 5: "published"}
+    colour_kinds: dict[str, set[str]] = {}
+    for gid, bar in bars.items():
+        if hasattr(bar, "get_facecolor") and not gid.endswith("-mfu") and bar.get_width() > 0:
+            colour_kinds.setdefault(to_hex(bar.get_facecolor()), set()).add(kinds[int(re.match(r"row(\d+)", gid)[1])])
+    assert all(len(k) == 1 for k in colour_kinds.values()), colour_kinds
+    named = {to_hex(h.get_facecolor()): label for label, h in _legend(fig).items() if hasattr(h, "get_hatch")
+             and not h.get_hatch() and label in kinds.values()}
+    assert {c: {named.get(c)} for c in colour_kinds} == colour_kinds  # the legend says what each colour means
+
+
+def test_energy_and_cost_colour_each_bar_by_its_evidence_and_tell_owned_from_rented_by_fill():
+    fig = _drawn(plots.energy_cost(ROWS))
+    _assert_readable_axes(fig)
+    bars = _by_gid(fig)
+    for i in (1, 3, 4, 5):  # a row's owned and rented bars share its colour (before: owned blue, rented orange)
+        owned, rented = bars[f"row{i}-owned"], bars[f"row{i}-rented"]
+        assert owned.get_facecolor() == rented.get_facecolor()
+        assert not owned.get_hatch() and rented.get_hatch()
+    assert bars["row1-energy"].get_facecolor() == bars["row1-owned"].get_facecolor()
+    assert bars["row4-energy"].get_text().strip() == "n/a"  # said, not an empty gap
+    assert not any(gid.startswith("row2-") for gid in bars)  # no energy and no price: not on this figure
+    _assert_one_meaning_per_colour(fig, {g: b for g, b in bars.items() if hasattr(b, "get_facecolor")
+                                         and not hasattr(b, "get_text")})
+    legend = _legend(fig)
+    assert not legend["owned $ (solid)"].get_hatch() and legend["rented $ (hatched)"].get_hatch()
+    assert {"measured", "published", "estimate"} <= set(legend) and "step-sampled" not in legend
+
+
+def test_stage_colours_are_none_of_the_evidence_colours():
+    """Blue is 'measured' on every figure: the stage split may not take it for 'denoise' (it did)."""
+    from matplotlib.colors import to_hex
+
+    rows = [(1, dataclasses.replace(ROWS[0][1], stages_s={"text_encode": 0.6, "denoise": 12.0, "vae_decode": 0.4,
+                                                          "other": 0.187}))]
+    fig = _drawn(plots.stages(rows))
+    evidence = {to_hex(b.get_facecolor()) for b in _by_gid(_drawn(plots.throughput(ROWS))).values()
+                if not hasattr(b, "get_text")}
+    stage = {to_hex(b.get_facecolor()) for b in _by_gid(fig).values()}
+    assert len(stage) == 4 and not stage & evidence
+    assert list(_legend(fig)) == ["text encode", "denoise", "vae decode", "other"]
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.xaxis.get_ticklabels()] == ["0%", "25%", "50%", "75%", "100%"]

@@ -167,43 +167,88 @@ def check_plot_path(path: Path) -> None:
                          "folder")
 
 
-def plot(path: Path, est: Estimate) -> list[Path]:
-    """A tornado of the sensitivity and the peak fleet per hardware class; writes PNG and SVG. Returns the paths."""
-    import matplotlib
+def _count(x: float, _pos: object = None) -> str:
+    """A count as an axis writes it: 713k, 1.43M, 10M, 0; never an exponent or a 1e6 offset."""
+    if abs(x) >= 1e6:
+        return f"{x / 1e6:.3g}M"
+    if abs(x) >= 1e3:
+        return f"{x / 1e3:.3g}k"
+    return f"{x:.3g}"
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    s, sens, classes = est.scenario, est.sensitivity, est.per_class
-    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.5), constrained_layout=True)
-    base = est.fleet["peak_fleet_gpus"]
+def _tornado(ax, est: Estimate) -> None:
+    """One bar per assumption from the scenario's peak fleet to the fleet with the assumption at its low value, and
+    another to the fleet at its high value, each end labelled with the assumption's value there."""
+    from bench.present.palette import LOW_HIGH
+
+    sens, base = est.sensitivity, est.fleet["peak_fleet_gpus"]
     for i, r in enumerate(sens):
-        lo, hi = sorted((r["peak_fleet_gpus_at_low"], r["peak_fleet_gpus_at_high"]))
-        left.barh(i, hi - lo, left=lo, color="#4c72b0")
-        left.text(hi, i, f" {r['low_value']:.3g} .. {r['high_value']:.3g}", va="center", fontsize=8)
-    left.axvline(base, color="black", lw=1, label=f"scenario: {base:,.0f}")
-    left.set_yticks(range(len(sens)), [r["assumption"] for r in sens])
-    left.set_xlabel("peak fleet (GPUs)")
-    left.set_title(f"{s.name}: peak fleet when one assumption moves")
-    left.legend(loc="lower right")
-    if classes:
-        names = [c["hardware"] for c in classes]
-        right.bar(names, [c["peak_fleet_gpus"] for c in classes],
-                  color=["#4c72b0" if c["scaled"] else "#dd8452" for c in classes])
-        for ref, label in ((fleet.H100_SHIPPED_2023, "H100 shipped 2023 (550k)"),
-                           (fleet.H100_HELD_TOP12, "held by top 12 (650k)")):
-            right.axhline(ref, ls="--", color="gray")
-            right.text(len(names) - 0.5, ref, label, ha="right", va="bottom", fontsize=8)
-        right.set_yscale("log")
-        right.set_ylabel("peak fleet (GPUs, log)")
-        right.set_title("peak fleet per class (throughput scaled by peak bf16 FLOP/s)")
-        right.tick_params(axis="x", rotation=45)
+        for end, color in zip(("low", "high"), LOW_HIGH):
+            fleet_gpus = r[f"peak_fleet_gpus_at_{end}"]
+            ax.barh(i, fleet_gpus - base, left=base, color=color, height=0.7,
+                    label=f"assumption at {end}" if i == 0 else None)
+            outward = fleet_gpus >= base
+            ax.text(fleet_gpus, i, f" {_count(r[f'{end}_value'])} " if outward else f"{_count(r[f'{end}_value'])} ",
+                    ha="left" if outward else "right", va="center", fontsize=8)
+    ax.axvline(base, color="black", lw=1, label=f"scenario: {_count(base)} GPUs")
+    ax.set_yticks(range(len(sens)), [r["assumption"] for r in sens])
+    ax.set_ylim(-0.6, len(sens) + 0.3)  # a free row on top for the legend: the bars fill the width
+    ax.margins(x=0.12)
+    ax.set_ylabel("assumption moved (text: its value)")
+    ax.set_xlabel("peak fleet (GPUs; k = thousand, M = million)")
+    ax.set_title(f"{est.scenario.name}: peak fleet when one assumption moves")
+    ax.legend(loc="upper center", ncols=3, fontsize=8)
+
+
+def _per_class(ax, classes: list[dict[str, Any]]) -> None:
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import LogLocator, NullFormatter
+
+    from bench.present.palette import OWN_CLASS, SCALED_CLASS
+
+    names = [c["hardware"] for c in classes]
+    ax.bar(names, [c["peak_fleet_gpus"] for c in classes],
+           color=[SCALED_CLASS if c["scaled"] else OWN_CLASS for c in classes])
+    lines = [ax.axhline(fleet.H100_SHIPPED_2023, ls="--", color="black", lw=1,
+                        label=f"H100 shipped in 2023 ({_count(fleet.H100_SHIPPED_2023)})"),
+             ax.axhline(fleet.H100_HELD_TOP12, ls=":", color="black", lw=1.2,
+                        label=f"H100 held by the top 12 ({_count(fleet.H100_HELD_TOP12)})")]
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_ylabel("peak fleet (GPUs, log scale; k = thousand, M = million)")
+    ax.set_xlabel("hardware class")
+    ax.set_title("peak fleet per class")
+    ax.tick_params(axis="x", rotation=45)
+    ax.legend(handles=[Patch(color=OWN_CLASS, label="the throughput's own class"),
+                       Patch(color=SCALED_CLASS, label="scaled by peak bf16 FLOP/s"), *lines],
+              loc="upper left", fontsize=8)
+
+
+def figure(est: Estimate):
+    """The tornado of the sensitivity beside the peak fleet per hardware class, as a matplotlib Figure (no pyplot):
+    every count axis in k and M, never an exponent or an offset."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
+
+    fig = Figure(figsize=(14, 5.5), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    _tornado(left, est)
+    if est.per_class:
+        _per_class(right, est.per_class)
     else:
         right.text(0.5, 0.5, "no hardware class for the throughput source", ha="center", transform=right.transAxes)
         right.set_axis_off()
+    for axis in (left.xaxis, right.yaxis):
+        axis.set_major_formatter(FuncFormatter(_count))
+    return fig
+
+
+def plot(path: Path, est: Estimate) -> list[Path]:
+    """A tornado of the sensitivity and the peak fleet per hardware class; writes PNG and SVG. Returns the paths."""
+    fig = figure(est)
     path.parent.mkdir(parents=True, exist_ok=True)
     paths = [path.with_suffix(".png"), path.with_suffix(".svg")]
     for p in paths:
         fig.savefig(p, dpi=120)
-    plt.close(fig)
     return paths

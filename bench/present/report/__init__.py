@@ -51,18 +51,23 @@ def write(path: Path, text: str, force: bool) -> None:
             from None
 
 
+def _svg(fig) -> str | None:
+    return None if fig is None else plots.to_svg(fig)
+
+
 def figures(c: Comparison, chosen: tuple[Path, object] | None) -> list[Plot]:
     indexed = list(enumerate(c.rows, 1))
     out = [
         Plot("Throughput against the roofline bound", "Video minutes per GPU-hour per row (numbers as in the table), "
-             "with the 95% interval of measured rows; the diamond is the bound at 100% of the class's peak dense "
-             "FLOP/s for the counted FLOPs, labelled with the MFU.", plots.throughput(indexed),
-             "no row has a throughput"),
+             "coloured by the kind of evidence, with the 95% interval of measured rows and the row's MFU on its bar; "
+             "the diamond is the bound, the throughput at 100% of the class's peak dense FLOP/s for the counted "
+             "FLOPs.", _svg(plots.throughput(indexed)), "no row has a throughput"),
         Plot("Energy and cost per video-minute", "Energy as measured (records) or published; dollars owned "
-             f"(scenario {c.scenario.name}) and rented (the catalogue's dated on-demand price).",
-             plots.energy_cost(indexed), "no row has an energy or a price"),
+             f"(solid: scenario {c.scenario.name}) and rented (hatched: the catalogue's dated on-demand price), "
+             "each bar in its row's evidence colour.", _svg(plots.energy_cost(indexed)),
+             "no row has an energy or a price"),
         Plot("Where the time goes", "Mean seconds per video of each measured row, split into text encoding, "
-             "denoising, VAE decode and the rest (scheduler, transfers, Python).", plots.stages(indexed),
+             "denoising, VAE decode and the rest (scheduler, transfers, Python).", _svg(plots.stages(indexed)),
              "no measured row: the stage split comes from the records' stage clocks"),
     ]
     if chosen is None:
@@ -71,7 +76,7 @@ def figures(c: Comparison, chosen: tuple[Path, object] | None) -> list[Plot]:
     else:
         path, record = chosen
         out.append(Plot("Power, clocks and throttling of one run", f"{path}: board power, SM clock and the reasons "
-                        "the driver held clocks down, sampled through the run.", timeline.plot(record)))
+                        "the driver held clocks down, sampled through the run.", _svg(timeline.plot(record))))
     return out
 
 

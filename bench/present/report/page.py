@@ -27,11 +27,15 @@ import jinja2
 from bench.analysis.compare import Comparison
 from bench.analysis.reference import Reference
 from bench.core import metrics
+from bench.present.palette import EVIDENCE, evidence
 from bench.present.report.characters import visible
-from bench.present.tables import cells, header, notes
+from bench.present.tables import HEADER, cells, header, notes
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
-TEXT_COLUMNS = (1, 2, 3, 4, 5)  # left-aligned columns of the table: kind, source, model, GPUs x class, settings
+# The table's columns by their CSS class: "t" text (left, wraps, even inside a word), "k" the settings key (narrow),
+# "w" a number that may wrap at its spaces (a value and its interval, a ratio and its note); the rest are numbers
+# kept on one line. So the table wraps to the page's width instead of scrolling its last columns out of view.
+COLUMNS = {1: "t", 2: "t", 3: "t", 4: "t", 5: "t k", 8: "w", len(HEADER): "w"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +56,8 @@ ENV = jinja2.Environment(
 
 
 def _rows(c: Comparison) -> list[dict[str, object]]:
-    return [{"kind": "toy" if row.toy else row.kind, "cells": cells(row, i)} for i, row in enumerate(c.rows, 1)]
+    return [{"kind": "toy" if row.toy else row.kind, "evidence": evidence(row), "cells": cells(row, i)}
+            for i, row in enumerate(c.rows, 1)]
 
 
 def _warnings(c: Comparison) -> list[str]:
@@ -82,7 +87,7 @@ def _sources(refs: Sequence[Reference]) -> list[dict[str, str | None]]:
 def render(c: Comparison, plots: Sequence[Plot], meta: Sequence[str]) -> str:
     """The whole page. `meta` lines (inputs, date, version) are escaped like everything else."""
     return ENV.get_template("page.html").render(
-        csp=CSP, meta=list(meta), head=header(c), text_columns=TEXT_COLUMNS, rows=_rows(c), notes=notes(c),
+        csp=CSP, meta=list(meta), head=header(c), columns=COLUMNS, evidence=EVIDENCE, rows=_rows(c), notes=notes(c),
         warnings=_warnings(c), plots=[_plot(p) for p in plots],
         sources=_sources([ref for _, ref in c.loaded.references]), skipped=list(c.skipped),
         definitions=metrics.__doc__.strip(),

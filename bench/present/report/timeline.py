@@ -9,7 +9,8 @@ from pathlib import Path
 from bench.analysis.physics import load_checked
 from bench.core.errors import UsageError
 from bench.core.text import shown
-from bench.present.report.plots import MAX_POINTS, new_figure, text, to_svg
+from bench.present.palette import TIMELINE
+from bench.present.report.plots import MAX_POINTS, legend, new_figure, plain_ticks, text
 from bench.records.schema import ResultRecord
 from bench.telemetry.amd import THROTTLE_BITS as AMD_BITS
 from bench.telemetry.nvml import SLOWDOWNS as NVML_SLOWDOWNS
@@ -61,31 +62,48 @@ def _runs(t: Sequence[float], flags: Sequence[bool]) -> list[tuple[float, float]
     return out
 
 
-def plot(record: ResultRecord) -> str:
-    """Power (W), SM clock (MHz) and throttle lanes against seconds since the sampler started, as SVG."""
+def plot(record: ResultRecord):
+    """Power (W), SM clock (MHz) and throttle lanes against seconds since the sampler started (a Figure)."""
     series = record.telemetry.series
     step = max(1, math.ceil(len(series["t_s"]) / MAX_POINTS))
     t = _thin(series["t_s"], step)
     fig, axes = new_figure(11, 6.2, 3, 1, sharex=True, height_ratios=[3, 2, 1.4])
     power, clock, lanes = (a[0] for a in axes)
-    power.plot(t, _thin(series["power_w"], step), color="#c0392b", lw=0.8)
+    power.plot(t, _thin(series["power_w"], step), color=TIMELINE["power"], lw=0.8)
     limit = record.telemetry.summary.power_limit_w
     if limit:
-        power.axhline(limit, color="black", ls="--", lw=0.8, label=f"power limit {limit:.0f} W")
-        power.legend(fontsize=7, loc="lower right")
+        power.axhline(limit, color="black", ls="--", lw=0.8)
     power.set_ylabel("board power (W)")
-    clock.plot(t, _thin(series["sm_clock_mhz"], step), color="#2f6db5", lw=0.8)
+    clock.plot(t, _thin(series["sm_clock_mhz"], step), color=TIMELINE["clock"], lw=0.8)
     clock.set_ylabel("SM clock (MHz)")
     _lanes(lanes, record, t, series["throttle_mask"][::step])
     for g in record.generations:
         if g.telemetry is not None:
             for ax in (power, clock, lanes):
-                ax.axvspan(g.telemetry.start_s, g.telemetry.end_s, color="#2f6db5", alpha=0.07, lw=0)
-    lanes.set_xlabel("seconds since telemetry started (shaded: timed generations)")
+                ax.axvspan(g.telemetry.start_s, g.telemetry.end_s, color=TIMELINE["timed"], alpha=0.08, lw=0)
+    lanes.set_xlabel("seconds since telemetry started")
+    for ax in (power, clock, lanes):
+        plain_ticks(ax.xaxis)
+    plain_ticks(power.yaxis)
+    plain_ticks(clock.yaxis)
+    legend(fig, _handles(limit))
     label = f" [{record.label}]" if record.label else ""
     power.set_title(text(f"{record.spec.name} on {record.hardware_class}, {record.created_utc}{label}", 100),
                     fontsize=10)
-    return to_svg(fig)
+    return fig
+
+
+def _handles(limit_w: float | None) -> list:
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    out = [Line2D([], [], color=TIMELINE["power"], label="board power"),
+           Line2D([], [], color=TIMELINE["clock"], label="SM clock"),
+           Patch(color=TIMELINE["throttle"], label="clocks held down"),
+           Patch(color=TIMELINE["timed"], alpha=0.08, label="timed generations")]
+    if limit_w:
+        out.insert(1, Line2D([], [], color="black", ls="--", lw=0.8, label=f"power limit {limit_w:.0f} W"))
+    return out
 
 
 def _lanes(ax, record: ResultRecord, t: Sequence[float], masks: Sequence[int | float | None]) -> None:
@@ -93,7 +111,7 @@ def _lanes(ax, record: ResultRecord, t: Sequence[float], masks: Sequence[int | f
     names = list(bits)
     for y, name in enumerate(names):
         flags = [m is not None and (int(m) & bits[name]) != 0 for m in masks]
-        ax.broken_barh(_runs(t, flags), (y - 0.4, 0.8), color="#e08a2c")
+        ax.broken_barh(_runs(t, flags), (y - 0.4, 0.8), color=TIMELINE["throttle"])
     ax.set_yticks(range(len(names)), [n.replace("_", " ") for n in names], fontsize=7)
     ax.set_ylim(-0.6, max(len(names), 1) - 0.4)
     ax.set_ylabel("clocks held\ndown by", fontsize=8)
