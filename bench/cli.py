@@ -168,6 +168,8 @@ def _add_fleet(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plot", type=Path, help="write the tornado and per-class plots here (.png and .svg)")
     p.add_argument("--explain", action="store_true", help="print the model's formulas and precedence first")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--template", nargs="?", const="-", metavar="FILE.toml", help="write a commented scenario file "
+                   "with every field to start from (to stdout without FILE or with '-'; never over a file) and stop")
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -243,6 +245,8 @@ def cmd_recover(args: argparse.Namespace) -> int:
 
 
 def cmd_fleet(args: argparse.Namespace) -> int:
+    if args.template is not None:  # a file to start from: sizes nothing
+        return _fleet_template(args.template)
     overrides = scenarios.parse_overrides(args.set)
     scenario = scenarios.load_scenario(args.scenario, overrides)
     if args.plot:
@@ -260,6 +264,17 @@ def cmd_fleet(args: argparse.Namespace) -> int:
         print(format_fleet(est, args.explain))
         for p in plots:
             print(f"plot: {p}")
+    return 0
+
+
+def _fleet_template(path: str) -> int:
+    from bench.analysis.scenarios.template import template_text, write_template
+
+    written = write_template(path)
+    if written is None:
+        print(template_text(), end="")
+    else:
+        print(f"template: {clean(str(written))} (edit it, then: t2vbench fleet --scenario {clean(str(written))})")
     return 0
 
 
