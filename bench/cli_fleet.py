@@ -10,6 +10,8 @@ from pathlib import Path
 
 from bench.analysis import fleet_estimate, scenarios, throughput
 from bench.analysis.headline import headline
+from bench.analysis.scenarios.template import template_text, write_template
+from bench.core.text import clean
 from bench.present.fleet import check_plot_path, fleet_json, format_fleet, plot
 from bench.present.headline import format_headline, headline_json
 from bench.run.runner import DEFAULT_OUT
@@ -38,6 +40,8 @@ def add_fleet(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plot", type=Path, help="write the tornado and per-class plots here (.png and .svg)")
     p.add_argument("--explain", action="store_true", help="print the model's formulas and precedence first")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--template", nargs="?", const="-", metavar="FILE.toml", help="write a commented scenario file "
+                   "with every field to start from (to stdout without FILE or with '-'; never over a file) and stop")
 
 
 def add_estimate(sub: argparse._SubParsersAction) -> None:
@@ -51,6 +55,8 @@ def add_estimate(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_fleet(args: argparse.Namespace) -> int:
+    if args.template is not None:  # a file to start from: sizes nothing
+        return _fleet_template(args.template)
     overrides = scenarios.parse_overrides(args.set)
     scenario = scenarios.load_scenario(args.scenario, overrides)
     if args.plot:
@@ -77,4 +83,13 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     paths = args.results or [str(p) for p in (Path("results"), DEFAULT_OUT) if p.is_dir()]
     answer = headline(scenario, set(overrides), paths, results=paths[0] if paths else None)
     print(json.dumps(headline_json(answer), sort_keys=True) if args.json else format_headline(answer))
+    return 0
+
+
+def _fleet_template(path: str) -> int:
+    written = write_template(path)
+    if written is None:
+        print(template_text(), end="")
+    else:
+        print(f"template: {clean(str(written))} (edit it, then: t2vbench fleet --scenario {clean(str(written))})")
     return 0

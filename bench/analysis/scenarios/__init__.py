@@ -28,10 +28,12 @@ from bench.analysis.scenarios.fields import (  # noqa: F401  (the package's publ
     Platform,
     Publication,
     Range,
+    RequestKind,
     Scenario,
     Video,
     check_number,
 )
+from bench.analysis.scenarios.mix import HOURS, MAX_KINDS, REQUEST_FIELDS, SHARE_TOLERANCE, peak_fields, requests
 from bench.analysis.scenarios.tables import hardware_class, platforms, publication, ranges, text, unknown, video
 from bench.core.errors import UsageError
 from bench.core.text import shown
@@ -94,8 +96,11 @@ def load_scenario(name_or_path: str, overrides: dict[str, float] | None = None) 
 def file_format() -> str:
     """The scenario file's format, from the fields' own checks (printed by `t2vbench fleet --explain`)."""
     lines = ["A scenario file is TOML (at most 64 KiB). Required: name (a slug such as my-scenario), and "
-             + ", ".join(k for k in REQUIRED if k != "name") + "; and either ai_video_minutes_per_day or one or "
-             "more [[platforms]] tables (name, minutes_uploaded_per_day, ai_share).",
+             + ", ".join(k for k in REQUIRED if k != "name") + "; either ai_video_minutes_per_day or one or "
+             "more [[platforms]] tables (name, minutes_uploaded_per_day, ai_share); and either peak_to_average or "
+             f"hourly_profile = [{HOURS} shares of a day's demand, one per hour from 00-01, each in [0, 1], summing "
+             f"to 1 within {SHARE_TOLERANCE:g}] (then peak_to_average = {HOURS} x the largest share: the peak hour "
+             "over the mean hour), not both.",
              "Optional: description and source (one printable line each), hardware (a catalogue class), "
              "throughput_video_min_per_gpu_hour, unit_price_usd, board_power_w, rental_usd_per_gpu_hour, and "
              "[publication] (peak_gpus, unit_price_usd, board_power_w: a published estimate printed beside ours), "
@@ -108,6 +113,15 @@ def file_format() -> str:
         bracket = "(" if open_low else "["
         star = "*" if key in SETTABLE else " "
         lines.append(f"  {star} {key:36} {bracket}{low:g}, {high:g}]  {meaning}")
+    lines.append(f"Optional [[requests]] tables, 1 to {MAX_KINDS}: the demand as a mix of clip kinds, each costed "
+                 "on the first [video] model at its own setting (frames = seconds x the model's fps, rounded to a "
+                 "length the model takes); shares sum to 1 within " f"{SHARE_TOLERANCE:g}; "
+                 "name: one printable line, unique (default: the kind's setting). Fields (* required):")
+    for key, (low, high, open_low, whole, required, meaning) in REQUEST_FIELDS.items():
+        bracket = "(" if open_low else "["
+        star = "*" if required else " "
+        lines.append(f"  {star} {key:36} {bracket}{low:g}, {high:g}]{' whole' if whole else ''}  {meaning}")
+    lines.append("`t2vbench fleet --template FILE.toml` writes a commented file with every field to start from.")
     return "\n".join(lines)
 
 
@@ -130,6 +144,7 @@ def validate(data: dict[str, Any], where: str, overridden: set[str] = frozenset(
         if data.get(key) is not None:
             label = f"--set {key}" if key in overridden else f"{where}: field '{key}'"
             out[key] = check_number(data[key], key, label)
+    out.update(peak_fields(data, where, overridden))
     if data.get("hardware") is not None:
         out["hardware"] = hardware_class(data["hardware"], where)
     if "platforms" in data:
@@ -143,6 +158,8 @@ def validate(data: dict[str, Any], where: str, overridden: set[str] = frozenset(
         raise UsageError(f"{where}: the platforms' AI minutes add up to 0; give 'ai_video_minutes_per_day' > 0")
     if "video" in data:
         out["video"] = video(data["video"], where)
+    if "requests" in data:
+        out["requests"] = requests(data["requests"], where)
     scenario = Scenario(**out)
     if "ranges" in data:
         point = {k: getattr(scenario, k) for k in RANGED}

@@ -87,6 +87,20 @@ class Range:
 
 
 @dataclasses.dataclass(frozen=True)
+class RequestKind:
+    """One kind of clip in the demand's mix ([[requests]]): its share of the AI video-minutes demanded and the
+    setting it is generated at; steps and guidance None: the model's own (a step-distilled kind gives its own)."""
+
+    name: str
+    share: float  # of the AI video-minutes demanded, a fraction in (0, 1]
+    seconds: float  # clip length
+    width: int
+    height: int
+    steps: int | None = None
+    guidance: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Scenario:
     name: str
     candidates_per_kept_video: float
@@ -107,6 +121,8 @@ class Scenario:
     publication: Publication | None = None
     video: Video | None = None
     ranges: tuple[Range, ...] = ()
+    hourly_profile: tuple[float, ...] | None = None  # shares of a day's demand per hour (00-01 first); sets the peak
+    requests: tuple[RequestKind, ...] = ()  # the demand's mix of clip kinds; () : one kind, the [video] clip
 
     @property
     def platform_ai_minutes_per_day(self) -> float:
@@ -119,7 +135,10 @@ class Scenario:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Scenario)}
-REQUIRED = [n for n, f in FIELDS.items() if f.default is dataclasses.MISSING]
+# peak_to_average is always set on a Scenario, but a file may give an hourly_profile instead, which derives it
+DERIVED = {"peak_to_average": "hourly_profile"}
+REQUIRED = [n for n, f in FIELDS.items() if f.default is dataclasses.MISSING and n not in DERIVED]
+
 
 def check_number(value: Any, field: str, where: str) -> float:
     """value as a float if it is a finite number in the range of `field` (see NUMBERS); else UsageError naming
