@@ -570,8 +570,9 @@ def test_fleet_figure_counts_gpus_in_k_and_m_and_names_every_colour(tmp_path):
     per_class = [{"hardware": "h100-sxm", "peak_fleet_gpus": 1_250_000.0, "scaled": False},
                  {"hardware": "b200", "peak_fleet_gpus": 550_000.0, "scaled": True},
                  {"hardware": "rtx-4090", "peak_fleet_gpus": 12_000_000.0, "scaled": True}]
-    est = fleet.Estimate(load_scenario(str(_scenario(tmp_path, HAND))), Throughput(5.0, "given", "test",
-                         get("h100-sxm")), _figures(), {"peak_fleet_gpus": 1_250_000.0}, sensitivity, per_class)
+    est = fleet_estimate.Estimate(load_scenario(str(_scenario(tmp_path, HAND))), Throughput(5.0, "given", "test",
+                                  get("h100-sxm")), _figures(), {"peak_fleet_gpus": 1_250_000.0}, {}, [],
+                                  sensitivity, per_class, None)
     fig = figure(est)
     fig.draw_without_rendering()
     left, right = fig.axes

@@ -77,3 +77,40 @@ def test_cli_text_and_json(run_cli):
         h100["ranges"]["peak_fleet_gpus"]["high"]
     code, _, err = run_cli("estimate", "--scenario", "nope")
     assert code == 2 and err.count("\n") == 1
+
+
+MIX = """
+[[requests]]
+name = "5 s at 40 steps"
+share = 0.25
+seconds = 5
+width = 1280
+height = 720
+
+[[requests]]
+name = "5 s at 20 steps"
+share = 0.75
+seconds = 5
+width = 1280
+height = 720
+steps = 20
+"""
+
+
+def test_a_request_mix_is_costed_kind_by_kind_and_sized_as_its_harmonic_mean(tmp_path, run_cli):
+    path = tmp_path / "mix.toml"
+    path.write_text(FACTORIAL + MIX)
+    s = load_scenario(str(path))
+    h = headline(s, set(), ["results"], "results")
+    row = next(r for r in h.rows if r.hardware == "h100-sxm")
+    evidence = gather(["results"])
+    tps = [predict.predict(predict.request("wan2.2-t2v-a14b", "h100-sxm", {"width": 1280, "height": 720,
+                                                                           "steps": steps}), evidence)
+           .video_min_per_gpu_hour.value for steps in (40, 20)]
+    mixed = 1 / (0.25 / tps[0] + 0.75 / tps[1])  # GPU-hours add up per minute demanded: the harmonic mean
+    assert row.estimate.throughput.video_min_per_gpu_hour == pytest.approx(mixed)
+    assert row.rung.startswith("mix") and row.estimate.mismatch is None
+    # fleet --predict costs the same mix on one class
+    code, out, err = run_cli("fleet", "--json", "--scenario", str(path), "--predict", "wan2.2-t2v-a14b")
+    assert code == 0, err
+    assert json.loads(out)["throughput"]["video_min_per_gpu_hour"] == pytest.approx(mixed)

@@ -16,10 +16,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.analysis import predict
+from bench.analysis.demand import cost_demand
 from bench.analysis.fleet_estimate import Estimate, estimate
 from bench.analysis.predict_evidence import Evidence, gather
 from bench.analysis.scenarios import Scenario
-from bench.analysis.throughput import Throughput, from_prediction, from_results, from_scenario
+from bench.analysis.throughput import Throughput, from_mix, from_prediction, from_results, from_scenario
 from bench.core.errors import UsageError
 from bench.core.hardware import catalogue
 
@@ -68,15 +69,20 @@ def _row(s: Scenario, overridden: set[str], class_id: str, evidence: Evidence, r
     reasons = []
     for model in s.video.models:
         try:
-            req = predict.request(model, class_id, {"width": s.video.width, "height": s.video.height})
-            p = predict.predict(req, evidence)
+            if s.requests:  # a mix: each kind costed from its own evidence
+                mc = cost_demand(s, class_id, evidence, model)
+                tp, rung = from_mix(s, mc), "mix: " + ", ".join(sorted({k.rung for k in mc.kinds}))
+                fits = None if any(k.fits is None for k in mc.kinds) else all(k.fits for k in mc.kinds)
+            else:
+                req = predict.request(model, class_id, {"width": s.video.width, "height": s.video.height})
+                p = predict.predict(req, evidence)
+                tp, rung, fits = from_prediction(req, p), p.rung, p.fits
         except UsageError as exc:
             reasons.append(str(exc))
             continue
-        tp = from_prediction(req, p)
-        if p.rung in ("measured", "step-sampled") and results:
+        if rung in ("measured", "step-sampled") and results:
             tp = _with_measured_interval(tp, results, model, class_id)
-        return Row(class_id, model, estimate(s, tp, overridden, command="estimate"), p.rung, p.fits)
+        return Row(class_id, model, estimate(s, tp, overridden, command="estimate"), rung, fits)
     return reasons[0] if reasons else f"no model of scenario {s.name} could be costed"
 
 

@@ -27,7 +27,7 @@ import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.analysis import predict, roofline
+from bench.analysis import demand, predict, roofline
 from bench.analysis.flops import cached_flops
 from bench.analysis.physics import load_checked
 from bench.analysis.predict_evidence import Evidence, gather
@@ -42,6 +42,7 @@ from bench.records.key import settings_key
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from bench.analysis.demand import MixCost
     from bench.analysis.predict import Prediction
     from bench.analysis.predict_evidence import Request
     from bench.analysis.scenarios import Scenario
@@ -336,9 +337,29 @@ def select(s: Scenario, *, throughput: float | None = None, record: str | None =
     return from_scenario(s, hardware_id)
 
 
+def from_mix(s: Scenario, mc: MixCost) -> Throughput:
+    """A [[requests]] mix costed kind by kind (bench.analysis.demand) as one throughput: the share-weighted harmonic
+    mean, labelled with the weakest kind of evidence among its kinds."""
+    value = _checked(mc.video_min_per_gpu_hour, f"the mix of scenario {s.name} on {mc.hardware}")
+    kinds = {k.kind for k in mc.kinds}
+    evidence = next((k for k in ("predicted", "published", "step-sampled") if k in kinds), "measured")
+    parts = "; ".join(f"{k.share:.0%} {k.name}: {k.video_min_per_gpu_hour:.3g} {k.kind} ({k.rung})" for k in mc.kinds)
+    basis = f"{evidence}: each kind's interval (its rung's validated error), mixed" if mc.interval else \
+        f"{evidence}: no interval (a kind has none)"
+    v = s.video
+    made = Made(mc.model, v.width, v.height, v.seconds or 0.0, 0) if v else None  # the scenario's own video
+    return Throughput(value, "predicted", f"cost model, the scenario's mix of {len(mc.kinds)} kinds on {mc.hardware}"
+                      f" ({mc.model}), {value:.4g} video-min per GPU-hour {evidence}: {parts}",
+                      hardware.match_gpu(mc.hardware), made=made, interval=mc.interval, interval_basis=basis,
+                      evidence=evidence)
+
+
 def predict_for(s: Scenario, model: str, class_id: str, evidence: Evidence) -> Throughput:
     """The cost model's throughput of `model` on `class_id` at the scenario's video size (the model's own setting
-    otherwise). Raises UsageError where the class has no evidence or the size is impossible for the model."""
+    otherwise), or of its [[requests]] mix kind by kind. Raises UsageError where the class has no evidence or a size
+    is impossible for the model."""
+    if s.requests:
+        return from_mix(s, demand.cost_demand(s, class_id, evidence, model))
     spec = load_spec(model)
     overrides = {"width": s.video.width, "height": s.video.height} if s.video else {}
     if spec.tiny and overrides:

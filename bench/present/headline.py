@@ -101,7 +101,8 @@ def _notes(h: Headline) -> list[str]:
         lines.append(f"The input that moves the peak fleet most: {first.moves_most} (`t2vbench fleet --predict "
                      f"{s.video.models[0]} --hardware CLASS` shows the tornado).")
     for r in h.rows:
-        lines.append(f"{r.hardware}: {r.estimate.throughput.interval_basis}")
+        tp = r.estimate.throughput
+        lines.append(f"{r.hardware}: {tp.source if r.rung.startswith('mix') else tp.interval_basis}")
     if h.missing:
         lines.append(f"No evidence for {s.video.models[0]} on: {', '.join(c for c, _ in h.missing)}. Measure it there "
                      f"(`t2vbench run {s.video.models[0]} --sample-steps 5`) or calibrate it (`t2vbench calibrate "
