@@ -423,3 +423,22 @@ def test_stage_colours_are_none_of_the_evidence_colours():
     assert list(_legend(fig)) == ["text encode", "denoise", "vae decode", "other"]
     (ax,) = fig.axes
     assert [t.get_text() for t in ax.xaxis.get_ticklabels()] == ["0%", "25%", "50%", "75%", "100%"]
+
+
+def test_the_page_opens_with_the_headline_table(tmp_path):
+    import html as html_lib
+    import re
+
+    out = tmp_path / "report.html"
+    write_report(["results"], out)
+    page = out.read_text(encoding="utf-8")
+    # the first section after the title is estimate's table, before the comparison
+    first_h2 = re.search(r"<h2>(.*?)</h2>", page).group(1)
+    assert "What scenario factorial-2024 needs" in html_lib.unescape(first_h2)
+    assert page.index('class="headline"') < page.index("<h2>Comparison</h2>")
+    table = page[page.index('class="headline"'):page.index("</table>", page.index('class="headline"'))]
+    cells = [html_lib.unescape(c) for c in re.findall(r"<td>(.*?)</td>", table)]
+    # a row per class with evidence, its kinds, and the publication beside it: 720k GPUs, $21.6B, 504 MW
+    assert "h100-sxm" in cells and "factorial-2024 as published" in cells
+    assert {"720k", "$21.6B", "504 MW"} <= set(cells)
+    assert any(c.startswith("predicted;") for c in cells)

@@ -91,7 +91,7 @@ def rows(h: Headline) -> list[list[str]]:
     return out
 
 
-def _notes(h: Headline) -> list[str]:
+def notes(h: Headline) -> list[str]:
     s, lines = h.scenario, []
     first = h.rows[0].estimate if h.rows else h.as_published
     if first is not None and first.inputs:
@@ -115,7 +115,7 @@ def format_headline(h: Headline) -> str:
     demand = s.demand_minutes_per_day
     lines = [f"What scenario {s.name} needs: {v.description}, {demand / 1e6:.3g}M AI video-minutes a day, costed on "
              f"the nearest open model at {v.width}x{v.height}", "",
-             table(rows(h), HEADER), "", *_notes(h)]
+             table(rows(h), HEADER), "", *notes(h)]
     return "\n".join(lines)
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from bench.analysis.collect import load
 from bench.analysis.compare import DEFAULT_BASELINE, DEFAULT_SCENARIO, Comparison, build
+from bench.analysis.headline import Headline, headline
+from bench.analysis.scenarios import load_scenario
 from bench.core.errors import UsageError
 from bench.core.files import nearest_existing, writable_ancestor, write_atomic
 from bench.core.text import shown
@@ -88,6 +90,14 @@ def _pick_timeline(c: Comparison, path: Path | None) -> tuple[Path, object] | No
     return timeline.newest([(p, r) for p, r in c.loaded.records if c.allow_toy or not r.is_tiny])
 
 
+def _headline(paths: Sequence[str | Path], scenario: str) -> tuple[Headline | None, str]:
+    """`t2vbench estimate` of the report's scenario from the report's inputs, or why there is none."""
+    try:
+        return headline(load_scenario(scenario), set(), [str(p) for p in paths]), ""
+    except UsageError as exc:
+        return None, f"no headline table: {exc}"
+
+
 def write_report(paths: Sequence[str | Path], out: Path, timeline_path: Path | None = None,
                  baseline: str = DEFAULT_BASELINE, scenario: str = DEFAULT_SCENARIO, allow_toy: bool = False,
                  force: bool = False) -> Written:
@@ -102,5 +112,6 @@ def write_report(paths: Sequence[str | Path], out: Path, timeline_path: Path | N
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     meta = [f"generated {now} by t2vbench {__version__}; inputs: {', '.join(map(str, paths))}",
             f"baseline {baseline}; scenario {c.scenario.name}"]
-    write(out, render(c, figures(c, chosen), meta), force)
+    answer, why_not = _headline(paths, scenario)
+    write(out, render(c, figures(c, chosen), meta, answer, why_not), force)
     return Written(out, len(c.rows), str(chosen[0]) if chosen else None, c.skipped)

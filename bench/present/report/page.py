@@ -25,8 +25,10 @@ from collections.abc import Sequence
 import jinja2
 
 from bench.analysis.compare import Comparison
+from bench.analysis.headline import Headline
 from bench.analysis.reference import Reference
 from bench.core import metrics
+from bench.present import headline as headline_view
 from bench.present.palette import EVIDENCE, evidence
 from bench.present.report.characters import visible
 from bench.present.tables import HEADER, cells, header, notes
@@ -84,9 +86,21 @@ def _sources(refs: Sequence[Reference]) -> list[dict[str, str | None]]:
     return out
 
 
-def render(c: Comparison, plots: Sequence[Plot], meta: Sequence[str]) -> str:
+def _headline(h: Headline | None, why_not: str) -> dict[str, object]:
+    """The table the page opens with: estimate's rows and notes, or why there is none."""
+    if h is None:
+        return {"title": "", "head": [], "rows": [], "notes": [why_not] if why_not else []}
+    v = h.scenario.video
+    title = (f"What scenario {h.scenario.name} needs: {v.description}, {h.scenario.demand_minutes_per_day / 1e6:.3g}M AI "
+             f"video-minutes a day, on the nearest open model at {v.width}x{v.height} (t2vbench estimate)")
+    return {"title": title, "head": headline_view.HEADER, "rows": headline_view.rows(h), "notes": headline_view.notes(h)}
+
+
+def render(c: Comparison, plots: Sequence[Plot], meta: Sequence[str], headline: Headline | None = None,
+           why_no_headline: str = "") -> str:
     """The whole page. `meta` lines (inputs, date, version) are escaped like everything else."""
     return ENV.get_template("page.html").render(
+        headline=_headline(headline, why_no_headline),
         csp=CSP, meta=list(meta), head=header(c), columns=COLUMNS, evidence=EVIDENCE, rows=_rows(c), notes=notes(c),
         warnings=_warnings(c), plots=[_plot(p) for p in plots],
         sources=_sources([ref for _, ref in c.loaded.references]), skipped=list(c.skipped),
