@@ -140,3 +140,13 @@ def test_a_floor_without_its_source_or_above_the_board_power_is_refused(changes,
     h100 = catalogue()["h100-sxm"]
     with pytest.raises(ValueError, match=fragment):
         dataclasses.replace(h100, **changes)
+
+
+def test_hardware_command_shows_each_floor_and_its_source(run_cli):
+    code, out, _ = run_cli("hardware")
+    assert code == 0
+    rows = {line.split()[0]: re.split(r"\s{2,}", line) for line in out.splitlines()[2:] if line and line[0] != " "}
+    header = re.split(r"\s{2,}", out.splitlines()[0])
+    idle = header.index("idle W")
+    assert (rows["h100-sxm"][idle], rows["gb300"][idle], rows["mi355x"][idle]) == ("70", "70", "-")
+    assert "mi355x: AMD Instinct MI355X" in out and "; idle floor: derived, not measured" in out
