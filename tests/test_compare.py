@@ -227,6 +227,25 @@ def test_published_wan_h100_against_b200(tmp_path):
     assert 0.2 < h100.mfu < 0.4 and b200.mfu < h100.mfu  # B200's peak is 2.27x the H100's
 
 
+def test_a_rack_figure_is_shown_per_gpu_and_labelled_with_its_system(tmp_path):
+    """MLPerf v6.1: the whole system's throughput over all its GPUs, the system named beside the source."""
+    for src in ("mlperf-inference-v6.1_wan2.2-t2v-a14b_8xmi355x_1280x720-81f-16fps-20steps_"
+                "amd-8xmi355x-2xepyc-9575f_offline.json",
+                "mlperf-inference-v6.1_wan2.2-t2v-a14b_72xgb300_1280x720-81f-16fps-20steps_"
+                "nvidia-gb300-nvl72-gb300-288gb-aarch64x72-trt_offline.json"):
+        shutil.copy(REFERENCES / src, tmp_path / src)
+    result = compare([tmp_path])
+    rack, mi355x = sorted(result.rows, key=lambda r: r.gpus, reverse=True)
+    assert (rack.hardware, rack.gpus, mi355x.hardware, mi355x.gpus) == ("gb300", 72, "mi355x", 8)
+    # 0.6546 videos/s over 72 GPUs: 72 / 0.6546111599325777 = 109.99 GPU-s for 81/16 s of video
+    assert rack.video_min_per_gpu_hour == pytest.approx((81 / 16 / 60) / (72 / 0.6546111599325777 / 3600), rel=1e-9)
+    assert mi355x.video_min_per_gpu_hour == pytest.approx((81 / 16 / 60) / (8 / 0.0731282 / 3600), rel=1e-9)
+    assert rack.system == "NVIDIA: NVIDIA GB300 NVL72 (72x GB300-288GB_aarch64, TensorRT), Offline"
+    table = compare_format.format_table(result)
+    assert "mlperf-inference-v6.1 (AMD: smci355-ccs-aus-m13-13 (AS -4126GS-NMR-LCC), Offline)" in table
+    assert [r["system"] for r in json.loads(compare_format.to_json(result))["rows"]] == [r.system for r in result.rows]
+
+
 @pytest.mark.slow  # counts the FLOPs of every published model (~20 s on 2 cores)
 def test_compare_results_reference_out_of_the_box(capsys, monkeypatch):
     monkeypatch.chdir(REFERENCES.parent.parent)

@@ -6,6 +6,7 @@ import pytest
 from bench.analysis.reference import (
     MAX_REFERENCE_BYTES,
     REFERENCE_VERSION,
+    Accuracy,
     format_reference,
     load_reference,
     load_references,
@@ -19,6 +20,10 @@ WAN13_H100 = SHIPPED / "mlenergy-v3_wan2.1-t2v-1.3b_1xh100-sxm_832x480-81f-15fps
 MLPERF_B200 = SHIPPED / "mlperf-inference-v6.0_wan2.2-t2v-a14b_8xb200_1280x720-81f-16fps-20steps.json"
 XDIT_8 = SHIPPED / "xdit-docs_hunyuanvideo_8xh100-sxm_1280x720-129f-24fps-50steps-bs1.json"
 FACTORIAL = SHIPPED / "factorial-funds-2024_sora_1xh100-sxm_nosize-1440f-24fps-250steps.json"
+V61 = "mlperf-inference-v6.1_wan2.2-t2v-a14b_{}_1280x720-81f-16fps-20steps_{}.json"
+MI355X_OFFLINE = SHIPPED / V61.format("8xmi355x", "amd-8xmi355x-2xepyc-9575f_offline")
+B300_OFFLINE = SHIPPED / V61.format("8xb300", "nvidia-b300-sxm-270gbx8-trt_offline")
+GB200_SS = SHIPPED / V61.format("72xgb200", "nvidia-gb200-nvl72-gb200-186gb-aarch64x72-trt_singlestream")
 
 
 def _data(path: Path = WAN13_H100) -> dict:
@@ -39,9 +44,10 @@ def _refused(data: dict | str | bytes, fragment: str) -> str:
 
 def test_every_shipped_reference_loads():
     refs = load_references(SHIPPED)
-    assert len(refs) == len(list(SHIPPED.glob("*.json"))) == 23
+    assert len(refs) == len(list(SHIPPED.glob("*.json"))) == 23 + 28
     assert all(r.kind == "reference" and r.reference_version == REFERENCE_VERSION for r in refs)
-    assert {r.source.id for r in refs} == {"mlenergy-v3", "mlperf-inference-v6.0", "xdit-docs", "factorial-funds-2024"}
+    assert {r.source.id for r in refs} == {"mlenergy-v3", "mlperf-inference-v6.0", "mlperf-inference-v6.1",
+                                           "xdit-docs", "factorial-funds-2024"}
 
 
 def test_one_file_per_source_model_hardware_gpus_and_settings():
@@ -256,3 +262,103 @@ def test_loader_stops_at_a_bad_file_and_names_it(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps(bad), encoding="utf-8")
     with pytest.raises(UsageError, match=r"bad\.json: field 'settings\.fps'"):
         load_references(tmp_path)
+
+
+# --- MLPerf Inference v6.1 text-to-video: one file per summary.csv row ------------------------------------------------
+
+V61_SYSTEMS = [  # (submitter, GPUs, class) of each text-to-video system in summary.csv, MI350P left out (no class)
+    ("AMD", 8, "mi350x"), ("AMD", 8, "mi355x"), ("Cisco", 8, "b300"), ("Dell", 72, "gb300"),
+    ("GigaComputing", 8, "b300"), ("GigaComputing", 8, "b300"), ("HPE", 8, "mi355x"), ("NVIDIA", 8, "b300"),
+    ("NVIDIA", 72, "gb200"), ("NVIDIA", 72, "gb300"), ("Oracle", 8, "mi355x"), ("Oracle", 4, "gb300"),
+    ("Oracle", 72, "gb300"), ("VibeHPC", 8, "b300"),
+]
+
+
+def _v61() -> list:
+    return [r for r in load_references(SHIPPED) if r.source.id == "mlperf-inference-v6.1"]
+
+
+def test_every_v61_system_has_an_offline_and_a_singlestream_file():
+    refs = _v61()
+    offline = [r for r in refs if r.videos_per_s is not None]
+    single = [r for r in refs if r.seconds_per_video is not None]
+    assert len(refs) == 28 and len(offline) == len(single) == 14
+    submitter = lambda r: r.source.publisher.removeprefix("MLCommons (submitter: ").removesuffix(")")  # noqa: E731
+    assert sorted((submitter(r), r.gpus, r.hardware_class) for r in offline) == sorted(V61_SYSTEMS)
+    for r in refs:
+        scenario = "Offline" if r.videos_per_s is not None else "SingleStream"
+        assert r.system == f"{submitter(r)}: {r.source.title.split(': ', 1)[1]}, {scenario}"
+        assert f"/wan-2.2-t2v-a14b/{scenario}/performance/run_1" in r.source.url
+        s = r.settings
+        assert (s.width, s.height, s.num_frames, s.fps, s.steps, s.guidance_scale) == (1280, 720, 81, 16, 20, 4.0)
+
+
+def test_mi355x_offline_is_2_78_video_minutes_per_gpu_hour():
+    ref = load_reference(MI355X_OFFLINE)
+    assert (ref.gpus, ref.videos_per_s, ref.hardware_class) == (8, 0.0731282, "mi355x")
+    # 81 frames / 16 fps = 5.0625 s = 0.084375 video-min; 8 GPUs / 0.0731282 videos/s = 109.40 GPU-s = 0.030388 GPU-h
+    assert ref.gpu_seconds_per_video() == pytest.approx(8 / 0.0731282)
+    assert ref.video_minutes_per_gpu_hour() == pytest.approx(0.084375 / (8 / 0.0731282 / 3600), rel=1e-9)
+    assert round(ref.video_minutes_per_gpu_hour(), 2) == 2.78
+
+
+def test_a_rack_singlestream_latency_is_charged_to_every_gpu_of_the_rack():
+    ref = load_reference(GB200_SS)
+    assert (ref.gpus, ref.seconds_per_video, ref.hardware_class) == (72, 5.731549943319444, "gb200")
+    # 5.7315 s x 72 GPUs = 412.67 GPU-s per video: 0.084375 / (412.67 / 3600) = 0.7361 video-min per GPU-hour
+    assert ref.video_minutes_per_gpu_hour() == pytest.approx(0.084375 / (5.731549943319444 * 72 / 3600), rel=1e-9)
+    assert ref.settings.parallelism is None and any("upper bound" in n for n in ref.notes)
+
+
+# --- accuracy: printed on two scales, read on one ---------------------------------------------------------------------
+
+def test_accuracy_on_both_scales_reads_as_percent():
+    amd, nvidia = load_reference(MI355X_OFFLINE).accuracy, load_reference(B300_OFFLINE).accuracy
+    assert (amd.scale, amd.value, amd.percent()) == ("percent", 69.8899, 69.8899)  # "vbench_score: 69.8899"
+    assert (nvidia.scale, nvidia.value) == ("fraction", 0.7024464645142161)  # printed bare: "0.7024464645142161"
+    assert nvidia.percent() == pytest.approx(70.24464645142161, rel=1e-12)
+
+
+def test_every_mlperf_score_reads_on_one_scale_and_the_two_under_the_gate_say_so():
+    gate = 70.48 * 0.99  # 99% of the bf16 reference VBench score, the v6.1 checker's accuracy target
+    scored = [r for r in load_references(SHIPPED) if r.accuracy is not None]
+    assert len(scored) == 30 and {r.accuracy.scale for r in scored} == {"percent", "fraction"}
+    assert all(69 < r.accuracy.percent() < 71 for r in scored)  # a fraction left unconverted would read 0.70
+    under = sorted(r.system for r in scored if r.accuracy.percent() < gate)
+    assert under == ["Dell: Dell PowerEdge XE9712, SingleStream",  # 0.6970976320484682 in summary.csv
+                     "Oracle: NVIDIA GB300 NVL72 (72x GB300-288GB_aarch64, TensorRT), Offline"]  # 0.6948773298873472
+    assert all(any("below the closed division's" in n for n in r.notes) for r in scored if r.accuracy.percent() < gate)
+
+
+@pytest.mark.parametrize("accuracy,fragment", [
+    ({"metric": "vbench", "value": 70.2, "scale": "fraction"}, "fraction is at most 1"),
+    ({"metric": "vbench", "value": 0.702, "scale": "percent"}, "is the scale 'fraction'"),
+    ({"metric": "vbench", "value": 70.2, "scale": "permille"}, "accuracy.scale"),
+    ({"metric": "clip", "value": 70.2, "scale": "percent"}, "accuracy.metric"),
+    ({"metric": "vbench", "value": 170.2, "scale": "percent"}, "accuracy.value"),
+])
+def test_accuracy_on_the_wrong_scale_is_refused(accuracy, fragment):
+    data = _data(MI355X_OFFLINE)
+    data["accuracy"] = accuracy
+    _refused(data, fragment)
+
+
+def test_accuracy_percent_is_the_one_normalisation():
+    assert Accuracy(metric="vbench", value=0.5, scale="fraction").percent() == 50.0
+    assert Accuracy(metric="vbench", value=50.0, scale="percent").percent() == 50.0
+
+
+# --- version 1 -> 2 -------------------------------------------------------------------------------------------------
+
+def test_a_version_1_file_reads_as_version_2_without_system_or_accuracy():
+    data = _data()
+    assert data["reference_version"] == 1  # the ML.ENERGY files are kept at version 1 on purpose
+    ref = parse_reference(json.dumps(data))
+    assert (ref.reference_version, ref.system, ref.accuracy) == (2, None, None)
+    assert ref.seconds_per_video == pytest.approx(95.357, abs=1e-3)
+
+
+def test_a_version_2_field_needs_version_2_readers_not_a_silent_drop():
+    data = _data(MI355X_OFFLINE)
+    data["system"] = "x" * 301
+    _refused(data, "field 'system'")

@@ -61,6 +61,7 @@ class Row:
     ratio: float | None = None  # video_min_per_gpu_hour over the baseline row's
     ratio_note: str = ""  # "baseline", "significant", "not significant", "no spread"
     measure: str = ""  # measured rows: "measured" (full runs) or "step-sampled" (skipped steps extrapolated)
+    system: str = ""  # published rows: the source's name of the system a per-GPU figure was divided out of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,6 +216,7 @@ def reference_row(path: Path, ref: Reference, s: Scenario) -> Row:
         seconds_per_video=ref.wall_seconds_per_video(), video_min_per_gpu_hour=tput, interval_low=None,
         interval_high=None, energy_wh_per_video_minute=ref.energy_per_video_minute_wh(), **_cost_fields(s, hw, tput),
         mfu=mfu, bound_video_min_per_gpu_hour=bound, peak_memory_bytes=None, stages_s=None, paths=(str(path),),
+        system=ref.system or "",
     )
 
 

@@ -182,6 +182,8 @@ def reference_seconds(ref: Reference) -> tuple[float, int, str] | None:
     if ref.settings.batch_size not in (None, 1):
         return None
     if ref.seconds_per_video is not None:
+        if ref.gpus > 1 and not ref.settings.parallelism:
+            return None  # e.g. MLPerf SingleStream on a 72-GPU rack: how many GPUs served one video is not stated
         how = f"latency over {ref.gpus} GPUs (sequence parallel)" if ref.gpus > 1 else "latency on 1 GPU"
         return ref.seconds_per_video, ref.gpus, how
     if ref.videos_per_s is not None:

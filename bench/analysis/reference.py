@@ -8,9 +8,15 @@ Figures and their units (each optional, at least one given):
 - seconds_per_video: wall seconds one video takes at batch 1 with all `gpus` working on it (latency)
 - videos_per_s: videos finished per second by all `gpus` together (throughput, e.g. MLPerf Offline)
 - energy_per_video_j, avg_power_w: totals over all `gpus`, not per GPU
+A figure of a multi-GPU system or rack is the system's own; per-GPU figures divide by `gpus` and are shown labelled
+with `system`, the name the source gives the system (e.g. MLPerf's SystemName).
+
+Accuracy (optional) is kept as the source prints it, with its scale: MLPerf's VBench score is 69.8899 in some rows
+and 0.7028 in others. `Accuracy.percent()` is the one place that puts both on the 0-100 scale.
 
 Reference versions (bump REFERENCE_VERSION and add an update step for every change):
   1  first version: source, model, hardware class, GPUs, settings, the four figures, measured or estimated.
+  2  optional `system` (the source's name of the system) and `accuracy` (metric, value as printed, its scale).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from bench.core.jsonsafe import loads_strict, read_bounded
 from bench.records.io import field_error
 from bench.records.schema import Slug, Text, _Strict
 
-REFERENCE_VERSION = 1
+REFERENCE_VERSION = 2
 MAX_REFERENCE_BYTES = 64 * 1024  # a reference is a few hundred bytes: anything large is not one
 AGREE_REL = 0.03  # two published figures of one run (latency and throughput, energy and power x time) agree this well
 
@@ -64,9 +70,27 @@ class ReferenceSettings(_Strict):
     parallelism: Label | None
 
 
+class Accuracy(_Strict):
+    metric: Literal["vbench"]  # VBench total score, MLPerf text-to-video's accuracy gate
+    value: Annotated[float, Field(ge=0, le=100)]  # as the source prints it
+    scale: Literal["percent", "fraction"]  # 0-100 or 0-1: sources differ, so the file says which
+
+    @model_validator(mode="after")
+    def _on_its_scale(self) -> Accuracy:
+        if self.scale == "fraction" and self.value > 1:
+            raise ValueError(f"a fraction is at most 1, not {self.value:g}: is the scale 'percent'?")
+        if self.scale == "percent" and self.value <= 1:
+            raise ValueError(f"{self.value:g} percent is no plausible score: is the scale 'fraction'?")
+        return self
+
+    def percent(self) -> float:
+        """The score on the 0-100 scale, whichever scale the source printed it on."""
+        return self.value * 100 if self.scale == "fraction" else self.value
+
+
 class Reference(_Strict):
     kind: Literal["reference"]
-    reference_version: Literal[1]
+    reference_version: Literal[2]
     measured: bool  # false for an analytic estimate
     basis: Label  # how the source got its figure, e.g. 'measured: 2 timed iterations after a 1-step warm-up'
     source: Source
@@ -79,6 +103,8 @@ class Reference(_Strict):
     videos_per_s: Annotated[float, Field(gt=0, le=1e6)] | None = None
     energy_per_video_j: Annotated[float, Field(gt=0, le=1e12)] | None = None
     avg_power_w: Annotated[float, Field(gt=0, le=1e8)] | None = None
+    system: Label | None = None  # the source's name of the system the figure came from, shown with per-GPU figures
+    accuracy: Accuracy | None = None
     notes: Annotated[list[Text], Field(max_length=20)] = []
 
     @field_validator("hardware_class")
@@ -150,10 +176,18 @@ def parse_reference(text: str | bytes, origin: str = "reference") -> Reference:
             f"{origin}: field 'reference_version' is {version}, newer than this t2vbench reads "
             f"({REFERENCE_VERSION}); upgrade t2vbench"
         )
+    if type(version) is int and version == 1:
+        data = _update_to_2(data)
     try:
         return Reference.model_validate(data)
     except ValidationError as exc:
         raise field_error(exc, origin, "reference") from None
+
+
+def _update_to_2(data: dict) -> dict:
+    """Version 1 -> 2: both new fields are optional, so a version-1 file reads as one with no system and no
+    accuracy."""
+    return {**data, "reference_version": 2}
 
 
 def load_reference(path: str | Path) -> Reference:

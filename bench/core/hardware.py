@@ -1,5 +1,5 @@
-"""The hardware catalogue: per class, memory, peak dense FLOP/s, bandwidth, board power, price and the dated rental
-$ per GPU-hour, each sourced."""
+"""The hardware catalogue: per class, memory, peak dense FLOP/s, bandwidth, board power, price, the dated rental
+$ per GPU-hour and the idle power floor, each sourced."""
 
 from __future__ import annotations
 
@@ -42,6 +42,15 @@ class HardwareClass:
     rental_usd_per_gpu_hour: float | None = None  # on-demand list price of one named cloud, per GPU
     rental_source: str | None = None  # the cloud, its page, the instance and where the price was read
     rental_date: str | None = None  # YYYY-MM-DD the price was last read; rental prices move monthly
+    idle_power_w: float | None = None  # lowest plausible draw while a process holds the GPU; None: no floor known
+    idle_source: str | None = None  # where the floor comes from, or how it was derived from a sourced one
+
+    def __post_init__(self) -> None:
+        # the catalogue is ours: a floor without its source, or one above the board power, is a bug, not a user error
+        if (self.idle_power_w is None) != (self.idle_source is None):
+            raise ValueError(f"{self.id}: idle_power_w and idle_source go together")
+        if self.idle_power_w is not None and not 0 < self.idle_power_w < self.board_power_w:
+            raise ValueError(f"{self.id}: idle_power_w {self.idle_power_w} W is not below the board power")
 
     def peak_flops(self, dtype: str = "bfloat16") -> float:
         """Peak dense FLOP/s for a dtype. Raises UsageError where the class has no such tensor rate."""

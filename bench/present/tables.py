@@ -59,10 +59,15 @@ def ratio_cell(row: Row) -> str:
     return f"{row.ratio:.2f}x{note}"
 
 
+def source_cell(row: Row) -> str:
+    """The source, and for a published figure of a multi-GPU system the system it was divided out of."""
+    return f"{row.source} ({row.system})" if row.system else row.source
+
+
 def cells(row: Row, index: int) -> list[str]:
     """The row's cells as every text output shows them (untrusted strings not yet escaped)."""
     memory = "n/a" if row.peak_memory_bytes is None else f"{row.peak_memory_bytes / 2**30:.1f} GiB"
-    return [str(index), kind_cell(row), row.source, row.model, f"{row.gpus}x {row.hardware}", row.settings_key,
+    return [str(index), kind_cell(row), source_cell(row), row.model, f"{row.gpus}x {row.hardware}", row.settings_key,
             "-" if row.generations is None else str(row.generations), _g(row.seconds_per_video, 4),
             throughput_cell(row), _g(row.energy_wh_per_video_minute), _usd(row.owned_usd_per_video_minute),
             _usd(row.rented_usd_per_video_minute), "n/a" if row.mfu is None else f"{row.mfu:.1%}", memory,
@@ -80,6 +85,8 @@ def notes(c: Comparison) -> list[str]:
         "n: timed generations pooled from the row's records; 95% CI: Student t over their per-generation latencies. "
         "Published rows are the source's own figures (no spread), never merged with measurements; an ESTIMATE is "
         "analytic, not measured. Video minutes use each row's own fps (in its settings).",
+        "A published figure of a multi-GPU system or rack (its system named in brackets after the source) is the "
+        "system's, spread over all its GPUs: video-min per GPU-hour divides by every GPU it holds.",
         f"cost (scenario {s.name}): owned = unit price over {s.gpu_lifetime_years:g} years busy "
         f"{s.utilization:.0%} of the time + board power x PUE {s.pue:g} x ${s.electricity_usd_per_kwh:g}/kWh; rented "
         "= the catalogue's dated on-demand $ per GPU-hour; n/a where the class has no price.",

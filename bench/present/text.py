@@ -157,11 +157,15 @@ def _cpu_line(record: ResultRecord) -> list[str]:
 
 def format_hardware(classes: Sequence) -> str:
     rows = [[h.id, h.vendor, f"{h.memory_gb:g}", f"{h.bf16_tflops:g}", "-" if h.fp8_tflops is None else f"{h.fp8_tflops:g}",
-             f"{h.memory_tbs:g}", f"{h.board_power_w:g}", "-" if h.price_usd is None else f"{h.price_usd:,.0f}", h.date]
+             f"{h.memory_tbs:g}", f"{h.board_power_w:g}", "-" if h.idle_power_w is None else f"{h.idle_power_w:g}",
+             "-" if h.price_usd is None else f"{h.price_usd:,.0f}", h.date]
             for h in classes]
-    text = table(rows, ["class", "vendor", "GB", "bf16 TFLOP/s", "fp8 TFLOP/s", "TB/s", "W", "price $", "as of"])
-    sources = "\n".join(f"  {h.id}: {h.name}. {h.source}" for h in classes)
-    return f"{text}\n\npeak dense tensor rates (no sparsity), bf16 with FP32 accumulate. sources:\n{sources}"
+    text = table(rows, ["class", "vendor", "GB", "bf16 TFLOP/s", "fp8 TFLOP/s", "TB/s", "W", "idle W", "price $",
+                        "as of"])
+    sources = "\n".join(f"  {h.id}: {h.name}. {h.source}" + (f"; idle floor: {h.idle_source}" if h.idle_source else "")
+                        for h in classes)
+    return (f"{text}\n\npeak dense tensor rates (no sparsity), bf16 with FP32 accumulate; idle W: the lowest plausible "
+            f"draw while a process holds the GPU, '-' where none is sourced. sources:\n{sources}")
 
 
 def format_roofline(result: dict) -> str:
