@@ -195,20 +195,16 @@ def _usable_references(req: ev.Request, evidence: ev.Evidence, exact: bool = Fal
             usable.append((ref, settings, found))
     if not exact:
         return usable
-    return [u for u in usable if u[0].model == req.spec.name and ev.same_cost(u[1], req.settings)
+    same = [u for u in usable if u[0].model == req.spec.name and ev.same_cost(u[1], req.settings)
             and u[2][1] == req.parallel_gpus]
+    return sorted(same, key=lambda u: u[2][0])  # fastest first: the median of several systems is the middle one
 
 
 def _published(req: ev.Request, evidence: ev.Evidence) -> Prediction | None:
     usable = _usable_references(req, evidence)
     exact = _usable_references(req, evidence, exact=True)
     if exact:
-        ref, _, (total_s, _, how) = exact[0]
-        stages = {"total_s": total_s}
-        energy = Figure(ref.energy_per_video_j, "published",  # over every GPU the video occupied
-                        ref.source.id if ref.energy_per_video_j is not None else f"{ref.source.id} gives none")
-        return assemble(req, "published", "published", [ev.describe_reference(ref)], stages, energy, None,
-                        _work_or_none(req), basis=f"{ref.source.id}: {how}", fp8=ev.reference_fp8(ref))
+        return _published_exact(req, exact)
     same_gpus = [u for u in usable if u[2][1] == req.parallel_gpus]  # parallel runs fit parallel requests
     observations, lines, powers = [], [], []
     for ref, settings, _ in same_gpus or usable:
@@ -221,6 +217,23 @@ def _published(req: ev.Request, evidence: ev.Evidence) -> Prediction | None:
     if not observations:
         return None
     return fitted(req, "published", work(req.spec, req.settings), observations, lines, powers, ())
+
+
+def _published_exact(req: ev.Request, exact: list[tuple[Any, Settings, Any]]) -> Prediction:
+    """A published figure of exactly this model and setting; of several systems (MLPerf's submitters), the median,
+    with the others' spread as its interval: the actual figure of another system lies anywhere in it."""
+    ref, _, (total_s, _, how) = exact[(len(exact) - 1) // 2]
+    energy = Figure(ref.energy_per_video_j, "published",  # over every GPU the video occupied
+                    ref.source.id if ref.energy_per_video_j is not None else f"{ref.source.id} gives none")
+    found = assemble(req, "published", "published", [ev.describe_reference(ref)], {"total_s": total_s}, energy, None,
+                     _work_or_none(req), basis=f"{ref.source.id}: {how}", fp8=ev.reference_fp8(ref))
+    if len(exact) == 1:
+        return found
+    fastest_s, slowest_s = exact[0][2][0], exact[-1][2][0]
+    note = (f"{len(exact)} published systems of this model and setting on this class took {fastest_s:,.1f} to "
+            f"{slowest_s:,.1f} s per video per GPU; the median is shown, the spread is its interval")
+    return dataclasses.replace(found, error_interval=(total_s / slowest_s - 1, total_s / fastest_s - 1),
+                               caveats=(*found.caveats, note))
 
 
 def _evidence_work(name: str, settings: Settings) -> Work | None:
