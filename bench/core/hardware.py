@@ -42,6 +42,8 @@ class HardwareClass:
     rental_usd_per_gpu_hour: float | None = None  # on-demand list price of one named cloud, per GPU
     rental_source: str | None = None  # the cloud, its page, the instance and where the price was read
     rental_date: str | None = None  # YYYY-MM-DD the price was last read; rental prices move monthly
+    idle_power_w: float | None = None  # lowest plausible power of a held GPU; see idle_source
+    idle_source: str | None = None
 
     def peak_flops(self, dtype: str = "bfloat16") -> float:
         """Peak dense FLOP/s for a dtype. Raises UsageError where the class has no such tensor rate."""
