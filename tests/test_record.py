@@ -168,6 +168,7 @@ def _as_h100(data: dict, latency_s: float | None = None) -> dict:
 
     data["hardware_class"], data["settings"]["device"], data["settings"]["dtype"] = \
         "nvidia-h100-80gb-hbm3", "cuda:0", "bfloat16"
+    data["environment"] = forge.gpu_environment()
     for g in data["generations"]:
         if latency_s is not None:
             n = len(g["step_s"])
