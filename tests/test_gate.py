@@ -85,6 +85,10 @@ EVIDENCE = [
      "is h100-sxm"),
     # catches: a slower GPU's run relabelled as an H100 (its throughput filed as an H100's)
     (_env(device_name="NVIDIA GeForce RTX 4090"), "environment.device_name 'NVIDIA GeForce RTX 4090' is a rtx-4090"),
+    # catches: an H100's run filed as an AMD MI300X's by editing its class alone
+    (lambda d: d.update(hardware_class="amd-instinct-mi300x"),
+     "environment.device_name 'NVIDIA H100 80GB HBM3' is a h100-sxm (NVIDIA H100 SXM5 80GB), but the record's class is "
+     "mi300x"),
     # catches: a record that names no device at all passing as whatever its class says
     (lambda d: d["environment"].pop("device_name"), "environment.device_name is absent"),
     # catches: an NVIDIA class from a torch without CUDA
@@ -92,7 +96,7 @@ EVIDENCE = [
     # catches: an NVIDIA class from pip's CPU-only torch wheel
     (_env(torch="2.11.0+cpu"), "environment.torch is '2.11.0+cpu', a CPU-only build"),
     # catches: an NVIDIA class from a ROCm build of torch (an AMD machine)
-    (_env(rocm="6.4.1"), "environment.rocm is '6.4.1': a ROCM build of torch cannot run a NVIDIA GPU"),
+    (_env(rocm="6.4.1"), "environment.rocm is '6.4.1': a ROCm build of torch cannot run the NVIDIA H100"),
     # catches: a one-GPU machine claiming a run on more GPUs than it has
     (_env(device_count=0), "environment.device_count is 0 but the run used 1 GPUs"),
     # catches: telemetry said to be measured by AMD's library on an NVIDIA GPU

@@ -15,6 +15,7 @@ from bench.records.schema import ResultRecord, Telemetry
 # The telemetry backend (bench.telemetry.BACKENDS) and the torch build that measure each vendor's GPUs.
 VENDOR_BACKEND = {"nvidia": "nvml", "amd": "amdsmi"}
 VENDOR_STACK = {"nvidia": "cuda", "amd": "rocm"}  # environment key: torch.version.cuda / torch.version.hip
+STACK_NAME = {"cuda": "CUDA", "rocm": "ROCm"}
 CPU_TORCH_BUILD = "+cpu"  # pip's CPU-only torch wheels ('2.13.0+cpu') cannot have run on any GPU
 
 
@@ -29,16 +30,16 @@ def _environment(record: ResultRecord, hw: hardware.HardwareClass) -> list[str]:
     out = _named_gpu("environment.device_name", env.get("device_name"), hw)
     stack = VENDOR_STACK.get(hw.vendor)
     if stack is not None and not _text(env.get(stack)):
-        out.append(f"environment.{stack} is {_value(env.get(stack))}: a {hw.name} runs only under {stack.upper()}, "
-                   f"and torch records its {stack.upper()} version")
+        out.append(f"environment.{stack} is {_value(env.get(stack))}: the {hw.name} runs only under "
+                   f"{STACK_NAME[stack]}, and torch records its {STACK_NAME[stack]} version")
     other = {v for k, v in VENDOR_STACK.items() if k != hw.vendor}
     for key in sorted(other):
         if _text(env.get(key)):
-            out.append(f"environment.{key} is {_value(env.get(key))}: a {key.upper()} build of torch cannot run a "
-                       f"{hw.vendor.upper()} GPU ({hw.name})")
+            out.append(f"environment.{key} is {_value(env.get(key))}: a {STACK_NAME[key]} build of torch cannot run "
+                       f"the {hw.name}")
     torch = env.get("torch")
     if isinstance(torch, str) and torch.endswith(CPU_TORCH_BUILD):
-        out.append(f"environment.torch is {_value(torch)}, a CPU-only build: it cannot have run on a {hw.name}")
+        out.append(f"environment.torch is {_value(torch)}, a CPU-only build: it cannot have run on the {hw.name}")
     count = env.get("device_count")
     if isinstance(count, int) and count < record.settings.gpus_used:
         out.append(f"environment.device_count is {count} but the run used {record.settings.gpus_used} GPUs")
