@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     roof = sub.add_parser("roofline", help="FLOPs per video and the throughput bound of a model on a hardware class")
     roof.add_argument("model")
-    roof.add_argument("--hardware", default="h100-sxm", help="catalogue class (default h100-sxm)")
+    roof.add_argument("--hardware", help="catalogue class (default h100-sxm; with --record, the record's own)")
     roof.add_argument("--dtype", default="bfloat16", help="bfloat16 | fp8 (peak rate used for the bound)")
     add_flags(roof, groups=("settings",))
     roof.add_argument("--record", help="a record of this model: its settings are used and MFU per stage is shown")

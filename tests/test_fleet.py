@@ -212,6 +212,7 @@ def _record_data(*, gpu: bool = True, spec: str = "custom-dit", complete: bool =
     data = load_record(GOLDEN).model_dump(mode="json")
     if gpu:
         data["hardware_class"], data["settings"]["device"] = "nvidia-h100-80gb-hbm3", "cuda:0"
+        data["environment"] = forge.gpu_environment()
     data["spec"]["name"] = spec
     if "tiny" in data["spec"]:
         data["spec"]["tiny"] = spec.startswith("tiny-")

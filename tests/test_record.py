@@ -168,6 +168,7 @@ def _as_h100(data: dict, latency_s: float | None = None) -> dict:
 
     data["hardware_class"], data["settings"]["device"], data["settings"]["dtype"] = \
         "nvidia-h100-80gb-hbm3", "cuda:0", "bfloat16"
+    data["environment"] = forge.gpu_environment()
     for g in data["generations"]:
         if latency_s is not None:
             n = len(g["step_s"])
@@ -204,7 +205,8 @@ def _with_nvml_telemetry(monkeypatch, power_w: float = 650.0) -> dict:
     t = 0.0
     for g in data["generations"]:
         g["telemetry"] = {"start_s": t, "end_s": t + g["latency_s"], "energy_j": power_w * g["latency_s"],
-                          "text_encode_energy_j": 0.0, "denoise_energy_j": 1.0, "vae_decode_energy_j": 0.0}
+                          **{f"{stage}_energy_j": power_w * g[f"{stage}_s"] for stage in ("text_encode", "denoise",
+                                                                                           "vae_decode")}}
         t += g["latency_s"]
     section, data["generations"], _ = summarize(info, data["generations"], 9 / 16)
     data["telemetry"] = section

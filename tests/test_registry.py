@@ -20,6 +20,7 @@ def _gpu_record(**edits) -> dict:
     data["spec"] = {**data["spec"], "name": spec.name, "tiny": False, "sha256": spec.sha256, "repo_id": spec.repo_id}
     data["hardware_class"], data["settings"]["device"], data["settings"]["dtype"] = \
         "nvidia-h100-80gb-hbm3", "cuda:0", "bfloat16"
+    data["environment"] = forge.gpu_environment()
     data.update(edits)
     forge.summarized(data)
     return data
@@ -62,7 +63,7 @@ def _forged_latency(data: dict) -> dict:
     (lambda: _gpu_record(generations=_forged_latency(_gpu_record())["generations"]), "faster than the physical bound"),
     (lambda: _gpu_record(hardware_class="nvidia-imaginary-9000"), "not in the catalogue"),
     (lambda: {**_gpu_record(), "spec": {**_gpu_record()["spec"], "name": "my-own-model"}}, "not in models/"),
-    (lambda: _gpu_record(environment={}), "no environment"),
+    (lambda: _gpu_record(environment={}), "environment.device_name is absent"),
     *[(lambda d=device: _gpu_record(settings={**_gpu_record()["settings"], "device": d}),
        "does not match hardware class") for device in ("CPU", "cpu:0", " cpu", "cuda:0 (actually cpu)", "cuda:x")],
 ])

@@ -54,14 +54,15 @@ def shown_as(text: str) -> str:
 # start https:// and hold no whitespace: it gets 'https://example.com/' + payload. Paths as `a.b`, list items `a.*`.
 RECORD_FIXED = {"run_id", "created_utc", "spec.name", "spec.sha256", "settings.dtype", "weights.source",
                 "hardware_class", "peak_memory_method", "telemetry.backend", "telemetry.energy_method",
-                "workers.*.hardware_class", "settings.device"}
+                "workers.*.hardware_class", "settings.device",
+                "environment.device_name", "telemetry.device.name"}  # the GPU the gate holds to the class (evidence)
 REFERENCE_FIXED = {"kind", "source.id", "source.published", "source.data_date", "source.accessed", "model",
                    "hardware_class"}
 # Every free-text field, so that a field the page starts to show is already under test (the walk finds them; this
 # set says it did). The page shows only SHOWN today: each must appear escaped; no other payload may appear raw either.
 FREE_TEXT = {"label", "warnings.0", "warnings.1", "settings.prompt", "settings.options.note",
              "spec.family", "spec.pipeline", "spec.repo_id", "command.0", "environment.os", "environment.key",
-             "telemetry.device.name", "telemetry.device.key", "telemetry.unavailable_reason",
+             "telemetry.device.key", "telemetry.unavailable_reason",
              "telemetry.energy_unsupported_reason", "telemetry.cpu.reason", "weights.location", "fidelity.compared.0",
              "fidelity.reference", "workers.0.device", "workers.0.failed", "video_path", "incomplete_reason",
              "t2vbench_version", "reference.source.title", "reference.source.publisher", "reference.source.url",

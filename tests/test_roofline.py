@@ -89,16 +89,15 @@ def test_bound_is_flops_over_peak():
         get("a100-80gb").peak_flops("fp8")
 
 
-def test_mfu_of_a_record(tmp_path):
+def test_mfu_of_a_record_is_a_gpu_records_against_its_own_class(tmp_path):
+    # catches: MFU of a CPU run shown as a share of whatever GPU --hardware named (the record said nothing about it);
+    # the MFU of a GPU record against its own class is tests/test_gate.py's
     data = json.loads(GOLDEN.read_text())
     data["settings"]["dtype"] = "bfloat16"
     path = tmp_path / "r.json"
     path.write_text(json.dumps(data))
-    result = roofline.analyze("tiny-wan", "rtx-4090", record_path=str(path))
-    total = result["flops"]["total_flops"]
-    assert result["mfu"]["total_mfu"] == pytest.approx(total / data["summary"]["latency_mean_s"] / 165.2e12)
-    denoise = result["flops"]["denoise_flops"] / data["summary"]["denoise_mean_s"] / 165.2e12
-    assert result["mfu"]["denoise_mfu"] == pytest.approx(denoise)
+    with pytest.raises(UsageError, match="ran on the CPU \\(cpu:amd-epyc\\): MFU is a share of a GPU's peak"):
+        roofline.analyze("tiny-wan", "rtx-4090", record_path=str(path))
     with pytest.raises(UsageError, match="measured tiny-wan, not tiny-ltx"):
         roofline.analyze("tiny-ltx", "rtx-4090", record_path=str(path))
 

@@ -275,19 +275,21 @@ def test_data_parallel_workers_each_take_their_own_extrapolated_time():
 
 
 def test_energy_is_extrapolated_like_time(monkeypatch, tmp_path):
-    data = forge.with_nvml(forge.record([2.0, 3.0, 4.0]), monkeypatch)  # energy counter: 650 W x latency
-    for g in data["generations"]:  # each generation's denoise energy is 1.0 J (forge), split over its 4 steps
-        g["telemetry"]["step_energy_j"] = [0.4, 0.25, 0.3, 0.05]
+    data = forge.with_nvml(forge.record([2.0, 3.0, 4.0]), monkeypatch)  # energy counter: 650 W x each span
+    for g in data["generations"]:  # denoise (0.8 x latency L) draws 650 W x 0.8 L = 520 L J, split over its 4 steps
+        g["telemetry"]["step_energy_j"] = [130.0 * g["latency_s"] * k for k in (1.0, 0.9, 1.2, 0.9)]
     data = _sampled(data)
     s = data["summary"]
-    # by hand: step 4 is skipped and counts the mean of steps 2-3, (0.25 + 0.3) / 2 = 0.275 J, instead of its 0.05 J:
-    # +0.225 J per video; forge's steps take equal times (0.2 x latency each), so no time is added (9 s in all)
-    assert s["extrapolated_denoise_energy_mean_j"] == pytest.approx(1.225)
-    assert s["extrapolated_energy_per_video_j"] == pytest.approx(650.0 * 3.0 + 0.225)
-    assert s["extrapolated_avg_power_w"] == pytest.approx((650.0 * 9.0 + 3 * 0.225) / 9.0)
-    assert s["extrapolated_energy_per_video_minute_wh"] == pytest.approx((650.0 * 9.0 + 0.675) / 3600 / (3 * VIDEO_S / 60))
+    # by hand: step 4 is skipped and counts the mean of steps 2-3, 130 L x 1.05 J, instead of its 130 L x 0.9 J:
+    # +19.5 L J per video, 58.5 J on average over L = 2, 3, 4 s; forge's steps take equal times (0.2 L each), so no
+    # time is added (9 s in all)
+    assert s["extrapolated_denoise_energy_mean_j"] == pytest.approx(520.0 * 3.0 + 58.5)
+    assert s["extrapolated_energy_per_video_j"] == pytest.approx(650.0 * 3.0 + 58.5)
+    assert s["extrapolated_avg_power_w"] == pytest.approx((650.0 * 9.0 + 3 * 58.5) / 9.0)
+    assert s["extrapolated_energy_per_video_minute_wh"] == pytest.approx((650.0 * 9.0 + 175.5) / 3600 /
+                                                                         (3 * VIDEO_S / 60))
     path = forge.write(tmp_path, "gpu.json", data)
-    assert load_checked(path).summary.extrapolated_energy_per_video_j == pytest.approx(1950.225)
+    assert load_checked(path).summary.extrapolated_energy_per_video_j == pytest.approx(2008.5)
     wrong = copy.deepcopy(data)
     wrong["generations"][0]["telemetry"]["step_energy_j"][0] = 0.5
     _refused(wrong, "step energies add up to")
@@ -483,3 +485,20 @@ def test_the_worker_extrapolates_each_steps_energy_read_from_the_counter(monkeyp
     assert data["summary"]["extrapolated_energy_per_video_j"] == pytest.approx(sum(hand) / 2, rel=1e-9)
     assert data["summary"] == pytest.approx(_oracle(data), rel=1e-9)
     assert any("energy and power are extrapolated the same way" in w for w in data["warnings"])
+
+
+def test_roofline_labels_the_mfu_of_a_step_sampled_record(run_cli, tmp_path):
+    # catches: an MFU from a step-sampled record (44 of its 50 steps' times extrapolated) shown as if every step had
+    # been measured
+    data = json.loads(forge.H100.read_text())  # a genuine full run, its plan and the oracle's summary added
+    plan = {"sample_steps": 5, "experts": [{"component": "transformer", "first_step": 0, "steps": 50,
+                                             "computed_steps": [0, 1, 2, 3, 4, 5]}]}
+    path = forge.write(tmp_path, "sampled.json", _sampled(data, plan))
+    note = "step-sampled: steps 1-6 of 50 computed; the other 44 extrapolated from the mean of steps 2-6"
+    code, out, err = run_cli("roofline", "wan2.1-t2v-1.3b", "--record", path)
+    assert code == 0 and f"MFU of {path} ({note}): total " in out, err
+    code, out, err = run_cli("roofline", "wan2.1-t2v-1.3b", "--record", path, "--json")
+    r = json.loads(out)
+    assert r["mfu_basis"]["note"] == note and r["mfu_basis"]["step_sampled"] is True
+    full_latency_s = _oracle({**data, "sampling": plan})["latency_mean_s"]  # the full generations' mean
+    assert r["mfu"]["total_mfu"] == pytest.approx(r["flops"]["total_flops"] / full_latency_s / 989.4e12)

@@ -1,24 +1,48 @@
 """What physics forbids a record to claim. A record can be internally consistent and still be impossible: faster
-than its GPU's peak FLOP/s allows, drawing more energy than its board can, a GPU class on a CPU run, or a telemetry
-summary that its own series contradicts. `load_record` refuses those (the run that writes a record skips this).
+than its GPU's peak FLOP/s allows, drawing more energy than its board can or less than a held GPU draws at rest, a
+GPU class on a CPU run, or a telemetry summary that its own series contradicts. `load_checked` refuses those (the run
+that writes a record skips this).
+
+Where each bound comes from:
+- time: no stage of a generation (text encoding, denoising, VAE decode, the whole) takes less than its counted FLOPs
+  (bench.analysis.flops, counted from the model itself) at the class's peak dense FLOP/s (bench/core/data/
+  hardware.toml, each rate sourced there) on the GPUs one generation occupies: MFU never above 100%.
+- energy, above: at most the class's board power (the catalogue's, sourced there) x POWER_MARGIN x the GPUs one
+  generation occupies, over each span the record gives an energy for (generation, stage, denoising step), and for the
+  telemetry summary's average power.
+- energy, below: at least the class's idle floor (`idle_power_w`, with its source in `idle_source`, e.g. ML.ENERGY's
+  70 W lowest plausible power of a held H100, H200 or B200) over each span, and for the average power; skipped
+  where the catalogue has no floor for the class. The energies are one GPU's (each generation's worker's counter;
+  rank 0's under context parallelism), so the floor is one GPU's.
+- both energy bounds allow for the counter's update period (COUNTER_UPDATE_S): a difference of two readings covers
+  up to that much more or less than the span between them.
+- environment: bench.analysis.evidence (the GPU the environment and the telemetry name).
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.analysis.flops import total_flops
+from bench.analysis import evidence
+from bench.analysis.flops import Flops, cached_flops
 from bench.core import hardware, metrics
 from bench.core.errors import UsageError
 from bench.core.specs import Settings, load_spec, spec_names
 from bench.records.io import load_record
-from bench.records.schema import GPU_DEVICE, ResultRecord
+from bench.records.schema import GPU_DEVICE, Generation, ResultRecord
 from bench.telemetry.summary import check_summary
 
 MAX_MFU = 1.0  # achieved FLOP/s over the class's peak dense FLOP/s
 POWER_MARGIN = 1.10  # average board power may exceed the catalogue's board power by this much (boost, sensors)
+# NVML's energy counter is updated every 20-100 ms on recent GPUs (PETSc, PetscLogGpuEnergyMeter: "for newer GPUs,
+# energy readings are updated every 20-100ms"; Zeus 0.6.1 reads 0 J over windows shorter than its update period).
+COUNTER_UPDATE_S = 0.1
+STAGES = (("a generation", "total", "latency_s"), ("a generation's text encoding", "text_encode", "text_encode_s"),
+          ("a generation's denoising", "denoise", "denoise_s"), ("a generation's VAE decode", "vae_decode",
+                                                                  "vae_decode_s"))
 
 
 def load_checked(path: str | Path) -> ResultRecord:
@@ -36,8 +60,10 @@ def violations(record: ResultRecord) -> list[str]:
     problems = _device_class(record)
     hw = None if record.hardware_class.startswith("cpu:") else hardware.match_gpu(record.hardware_class)
     if hw is not None:
-        problems += _energy(record, hw.board_power_w) + _bound(record, hw)
-    problems += _telemetry(record)
+        problems += evidence.problems(record, hw)
+    problems += _telemetry(record)  # a summary its own series contradicts is named before the bounds it breaks
+    if hw is not None:
+        problems += _energy(record, hw) + _bound(record, hw)
     return problems
 
 
@@ -48,62 +74,108 @@ def _device_class(record: ResultRecord) -> list[str]:
     return []
 
 
-def _gpus(record: ResultRecord) -> int:
+def gpus_per_generation(record: ResultRecord) -> int:
     """GPUs one generation occupies (one under data parallelism)."""
     return metrics.gpus_per_generation(record.settings.gpus_used, record.settings.options.get("parallel"))
 
 
-def _energy(record: ResultRecord, board_power_w: float) -> list[str]:
-    """Each generation's energy is its own GPU's (worker 0's under data parallelism), the run's average power the
-    first worker's: neither may exceed the board power of the GPUs it covers."""
-    gpus = _gpus(record)
-    limit_w = board_power_w * gpus * POWER_MARGIN
-    out = []
-    for g in record.generations:
-        energy = g.telemetry.energy_j if g.telemetry else None
-        if energy is not None and energy > limit_w * g.latency_s:
-            out.append(f"generation {g.index} used {energy:.0f} J in {g.latency_s:.3g} s, more than {gpus} x "
-                       f"{board_power_w:.0f} W board power allows")
-            break
+def _energy(record: ResultRecord, hw: hardware.HardwareClass) -> list[str]:
+    """The run's average power (the first worker's), then each span's energy, between the idle floor of one GPU and
+    the board power of the GPUs a generation occupies; the first that is not."""
+    gpus = gpus_per_generation(record)
+    high_w, low_w = hw.board_power_w * gpus * POWER_MARGIN, hw.idle_power_w
+    board = f"{gpus} x {hw.board_power_w:.0f} W board power"
+    floor = None if low_w is None else f"{hw.id}'s idle floor of {low_w:g} W ({hw.idle_source or 'no source given'})"
     avg = record.telemetry.summary.avg_power_w
-    if avg is not None and avg > limit_w:
-        out.append(f"average power {avg:.0f} W is above {gpus} x {board_power_w:.0f} W board power")
-    return out
-
-
-def _bound(record: ResultRecord, hw: hardware.HardwareClass) -> list[str]:
-    """Faster than the counted FLOPs at 100% of the class's peak is impossible."""
-    flops = record_flops(record)
-    if flops is None:
-        return []
-    peak = hw.peak_flops("fp8" if record.settings.options.get("quantize") == "fp8" and hw.fp8_tflops else "bfloat16")
-    floor_s = flops / (peak * _gpus(record))
-    fastest = min(record.latencies_s())  # full generations: a step-sampled one's extrapolated latency
-    if fastest * MAX_MFU < floor_s:
-        return [f"a generation took {fastest:.3g} s, faster than the physical bound of {floor_s:.3g} s "
-                f"({flops:.3g} FLOPs at {hw.id}'s peak): MFU above 100% is impossible"]
+    if avg is not None and avg > high_w:
+        return [f"average power {avg:.0f} W is above {board}"]
+    if avg is not None and low_w is not None and avg < low_w:
+        return [f"average power {avg:.0f} W is below {floor}"]
+    for what, energy_j, seconds in _spans(record.generations):
+        if energy_j > high_w * (seconds + COUNTER_UPDATE_S):
+            return [f"{what} used {energy_j:.4g} J in {seconds:.3g} s, more than {board} allows"]
+        if low_w is not None and energy_j < low_w * (seconds - COUNTER_UPDATE_S):
+            return [f"{what} used {energy_j:.4g} J in {seconds:.3g} s ({energy_j / seconds:.0f} W), below {floor}"]
     return []
 
 
-def record_flops(record: ResultRecord) -> float | None:
-    """FLOPs of one video of the record's spec at its settings; None where the spec is not one of ours or its family
-    cannot be counted."""
+def _spans(generations: list[Generation]) -> Iterator[tuple[str, float, float]]:
+    """(what, energy in J, seconds) of every span a generation gives an energy for: the generation, its stages, each
+    denoising step."""
+    for g in generations:
+        t = g.telemetry
+        if t is None:
+            continue
+        name = f"generation {g.index}" + (f" of worker {g.worker}" if g.worker else "")
+        stages = ((name, t.energy_j, g.latency_s), (f"{name}'s text encoding", t.text_encode_energy_j,
+                                                    g.text_encode_s),
+                  (f"{name}'s denoising", t.denoise_energy_j, g.denoise_s),
+                  (f"{name}'s VAE decode", t.vae_decode_energy_j, g.vae_decode_s))
+        steps = zip(t.step_energy_j or [], g.step_s)
+        yield from ((w, j, s) for w, j, s in stages if j is not None)
+        yield from ((f"{name}'s step {i + 1}", j, s) for i, (j, s) in enumerate(steps))
 
-    fields = {f: getattr(record.settings, f) for f in Settings.__dataclass_fields__}
-    return spec_flops(record.spec.name, Settings(**fields))
+
+def peak_flops(record: ResultRecord, hw: hardware.HardwareClass) -> float:
+    """The peak dense FLOP/s of one GPU of class hw that bounds the record: fp8 where its denoiser ran in fp8 and
+    the class has an fp8 rate, bfloat16 otherwise (no tensor rate is higher for float32 or float16)."""
+    fp8 = record.settings.options.get("quantize") == "fp8" and hw.fp8_tflops
+    return hw.peak_flops("fp8" if fp8 else "bfloat16")
+
+
+def _bound(record: ResultRecord, hw: hardware.HardwareClass) -> list[str]:
+    """No stage of a full generation (a step-sampled one's skipped steps extrapolated) is faster than its counted
+    FLOPs at 100% of the peak of the GPUs it occupies."""
+    count = record_count(record)
+    if count is None:
+        return []
+    peak = peak_flops(record, hw) * gpus_per_generation(record)
+    experts = record.sampling.model_dump()["experts"] if record.sampling is not None else None
+    for g in record.generations:
+        full = g.model_dump() if experts is None else metrics.extrapolate(g.model_dump(), experts)
+        for what, stage, key in STAGES:
+            work = getattr(count, stage)
+            floor_s = work / peak
+            if full[key] * MAX_MFU < floor_s:
+                return [f"{what} took {full[key]:.3g} s, faster than the physical bound of {floor_s:.3g} s "
+                        f"({work:.3g} FLOPs at {hw.id}'s peak): MFU above 100% is impossible"]
+    return []
+
+
+def record_settings(record: ResultRecord) -> Settings:
+    """The generation settings a record was made at."""
+    return Settings(**{f: getattr(record.settings, f) for f in Settings.__dataclass_fields__})
+
+
+def record_count(record: ResultRecord) -> Flops | None:
+    """FLOPs of one video of the record's spec at its settings, per stage; None where the spec is not one of ours
+    or its family cannot be counted."""
+    return spec_count(record.spec.name, record_settings(record))
+
+
+def record_flops(record: ResultRecord) -> float | None:
+    """FLOPs of one whole video of the record's spec at its settings (record_count's total), or None."""
+    count = record_count(record)
+    return None if count is None else count.total
 
 
 @functools.lru_cache(maxsize=64)
-def spec_flops(name: str, settings: Any) -> float | None:
-    """FLOPs of one video of the models/ spec `name` at `settings` (a bench.core.specs.Settings), counted once per
-    process; None for a name models/ does not have or a family that cannot be counted."""
+def spec_count(name: str, settings: Any) -> Flops | None:
+    """FLOPs of one video of the models/ spec `name` at `settings` (a bench.core.specs.Settings), per stage, counted
+    once per process; None for a name models/ does not have or a family that cannot be counted."""
 
     if name not in spec_names():  # a name from a file is never turned into a path
         return None
     try:
-        return total_flops(load_spec(name), settings)
+        return cached_flops(load_spec(name), settings)
     except UsageError:  # a family the counter does not cover (Mochi)
         return None
+
+
+def spec_flops(name: str, settings: Any) -> float | None:
+    """spec_count's total FLOPs of one video, or None."""
+    count = spec_count(name, settings)
+    return None if count is None else count.total
 
 
 def _telemetry(record: ResultRecord) -> list[str]:

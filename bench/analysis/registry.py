@@ -5,9 +5,10 @@
     results/reference/...                                                      published figures (bench.analysis.reference)
 
 `submit` is the gate: a record from a stranger is filed only if it loads strictly (schema, summaries recomputed from
-raw timings, telemetry recomputed from its series), physics allows it (no faster than the counted FLOPs at the class's
-peak, no more energy than its board power, no GPU class on a CPU run), it is complete, it can be checked (a model from
-models/, a hardware class from the catalogue), and it is not already filed (same run id or same content).
+raw timings, telemetry recomputed from its series), physics allows it (bench.analysis.physics: no stage faster than its
+counted FLOPs at the class's peak, every energy between the class's idle floor and its board power, the GPU its
+environment and telemetry name that of its class), it is complete, it can be checked (a model from models/, a
+hardware class from the catalogue), and it is not already filed (same run id or same content).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def check(record: ResultRecord, allow_toy: bool) -> str | None:
 
     if not record.complete:
         return f"incomplete ({record.incomplete_reason}): only complete runs are filed"
-    asked = _generations_asked(record)
+    asked = generations_asked(record)
     made = len(record.generations)
     if made > asked or record.settings.time_budget_s is None and made != asked:
         return (f"complete with {made} generation(s) where {asked} were asked ({record.settings.repeats} repeats"
@@ -124,7 +125,7 @@ def submit(paths: list[Path], root: Path, allow_toy: bool = False) -> list[Filed
     return out
 
 
-def _generations_asked(record: ResultRecord) -> int:
+def generations_asked(record: ResultRecord) -> int:
     """Timed generations a complete run makes: repeats per worker under data parallelism, repeats otherwise (a time
     budget makes at most that many)."""
     s = record.settings

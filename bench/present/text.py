@@ -184,8 +184,10 @@ def format_roofline(result: dict) -> str:
     if result.get("mfu"):
         m = result["mfu"]
         pct = lambda v: "n/a" if v is None else f"{v:.1%}"  # noqa: E731
-        lines.append(f"  MFU of {result['record']}: total {pct(m['total_mfu'])} | text {pct(m['text_encode_mfu'])} | "
-                     f"denoise {pct(m['denoise_mfu'])} | vae {pct(m['vae_decode_mfu'])}")
+        note = (result.get("mfu_basis") or {}).get("note")
+        lines.append(f"  MFU of {clean(result['record'])}{f' ({note})' if note else ''}: total {pct(m['total_mfu'])} | "
+                     f"text {pct(m['text_encode_mfu'])} | denoise {pct(m['denoise_mfu'])} | "
+                     f"vae {pct(m['vae_decode_mfu'])}")
     ff = result["factorial_sora"]
     lines += [
         "  for comparison, the Factorial Funds analytic Sora model (one ~20B DiT, 250 steps, no CFG, 100% of an H100):",
