@@ -4,8 +4,6 @@ The parent never imports torch. Every message of the worker is appended to a jou
 arrives, and the record is made from those messages: whatever stops the run after the first finished generation
 (out of memory, a crash, Ctrl-C, SIGTERM, a record that fails validation, a full disk) leaves a record marked
 incomplete, or the journal, which `t2vbench recover` turns into one.
-
-bench.run.build (torch) is imported only to check a local weights directory.
 """
 
 from __future__ import annotations
@@ -40,6 +38,7 @@ from bench.run.job import Job
 from bench.run.parallel import Layout
 from bench.run.progress import Progress
 from bench.run.supervise import Signals, supervise
+from bench.run.weights import check_hub_cached, check_local_dir
 from bench.telemetry import CHOICES
 from bench.telemetry.sampler import DEFAULT_PERIOD_S
 
@@ -122,11 +121,11 @@ def prepare(config: RunConfig) -> Prepared:
     check_out_dir(config.out_dir)
     weights = config.weights or spec.default_weights
     if weights not in ("random", "hub"):
-        from bench.run.build import check_local_dir
-
         check_local_dir(weights)
     elif weights == "hub" and spec.repo_id is None:
         raise UsageError(f"{spec.name} has no hub repo: use --weights random or a local diffusers directory")
+    elif weights == "hub":
+        check_hub_cached(spec.name, spec.repo_id)
     lay, device = parallel.layout(config.workers, config.gpus, config.parallel, config.device)
     warnings = options_mod.check(config.options, device, weights)
     if config.options.compile and config.warmup < 1:
