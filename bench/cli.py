@@ -138,8 +138,9 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
                    "with the same one to resume")
     p.add_argument("--launcher", choices=("local", "slurm"), default="local",
                    help="local: one cell after another here; slurm: one job per cell through submitit")
-    p.add_argument("--dry-run", action="store_true", help="check every cell and show the plan (with each cell's "
-                   "predicted seconds where the cost model has evidence); run nothing")
+    p.add_argument("--dry-run", action="store_true", help="check every cell as `run` here would (the device, "
+                   "installed libraries and free memory too, for --launcher local) and show the plan, with each cell's "
+                   "predicted seconds where the cost model has evidence; run nothing")
     p.add_argument("--hardware", metavar="CLASS", help="predict each cell's seconds on this class with the cost model "
                    "(t2vbench predict), from the evidence in ./results; with --budget, a sweep predicted to overrun is "
                    "refused before it starts")

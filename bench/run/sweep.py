@@ -35,7 +35,10 @@ matrix list, or the `options` tables.
 
 Each cell is one `python -m bench.cli run ... --out DIR --label sweep:<name>:<id>` process, its id a short hash of
 its model and arguments, so a crash of one cell cannot take the sweep down. Every cell is checked by the run's own
-checks before the first one starts. A cell is done when DIR holds a complete record with its label: a rerun of the
+checks before the first one starts. `--dry-run` also asks each cell what its worker would refuse on this host before
+building (bench.run.preflight: a device torch cannot see, an option the installed diffusers or the device cannot run,
+weights larger than the free GPU memory or host RAM), and shows each refusal against its cell; with --launcher slurm
+it does not, as the cells run on the cluster's nodes. A cell is done when DIR holds a complete record with its label: a rerun of the
 same command skips it ("done earlier") and runs the rest; incomplete records stay in DIR as evidence and do not
 count. With a budget no cell starts once it is spent and the running cell is interrupted as by Ctrl-C (keeping its
 record, marked incomplete); the cells not run say "not run (budget)" and the sweep exits 0. Where the cost model
@@ -114,7 +117,8 @@ def run_sweep(path: str | Path, out: Path | None = None, launcher: str = "local"
     todo = [c for c in sweep.cells if not any(r.complete for _, r in earlier.get(c.label, []))]
     predicted = {c.id: predict(c) for c in sweep.cells} if predict else {}
     if dry_run:
-        refused = {c.id: r for c in todo if (r := refusal(c, sweep.out)) is not None}
+        here = launcher == "local"  # a Slurm cell runs on a node, not on this login host
+        refused = {c.id: r for c in todo if (r := refusal(c, sweep.out, here)) is not None}
         return _result(sweep, earlier, sweep_launch.Launched({}, None), predicted, planned=True, refused=refused)
     _check_predicted(todo, predicted, budget_s)
     report(f"sweep {sweep.name}: {len(sweep.cells)} cells, {len(sweep.cells) - len(todo)} done earlier, "
