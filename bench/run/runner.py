@@ -124,9 +124,7 @@ def prepare(config: RunConfig) -> Prepared:
         check_local_dir(weights)
     elif weights == "hub" and spec.repo_id is None:
         raise UsageError(f"{spec.name} has no hub repo: use --weights random or a local diffusers directory")
-    elif weights == "hub":
-        check_hub_cached(spec.name, spec.repo_id)
-    lay, device = parallel.layout(config.workers, config.gpus, config.parallel, config.device)
+    lay, device = parallel.layout(config.workers, config.gpus, config.parallel, config.device, spec)
     warnings = options_mod.check(config.options, device, weights)
     if config.options.compile and config.warmup < 1:
         raise UsageError("--compile with --warmup 0 would time the compilation: use --warmup 1 or more")
@@ -134,6 +132,8 @@ def prepare(config: RunConfig) -> Prepared:
         raise UsageError("--time-budget with --parallel: every rank must make the same generations; use --repeats")
     if config.sample_steps is not None:
         _check_sampling(config, spec, settings)
+    if weights == "hub":  # the last of these: fetching tens of GiB is the costliest fix, so it is asked for last
+        check_hub_cached(spec.name, spec.repo_id)
     return Prepared(spec, settings, weights, warnings, lay, device)
 
 
