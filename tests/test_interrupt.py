@@ -61,7 +61,8 @@ def test_interrupt_keeps_finished_generations(tmp_path, sig, code, name):
     assert b"Traceback" not in err and b"leaked semaphore" not in err
 
 
-@pytest.mark.parametrize("sig,code,name", [(signal.SIGINT, 130, "SIGINT (Ctrl-C)"), (signal.SIGTERM, 143, "SIGTERM")])
+@pytest.mark.parametrize("sig,code,name", [(signal.SIGINT, 130, "SIGINT (Ctrl-C)"), (signal.SIGTERM, 143, "SIGTERM"),
+                                          (signal.SIGHUP, 129, "SIGHUP")])  # 128 + the signal, as a shell says
 def test_interrupt_while_the_model_is_built_exits_with_the_signals_code_and_leaves_nothing(tmp_path, sig, code, name):
     """The worker has said which device it builds on and has not finished loading: nothing was measured, and the
     exit says it was a signal (not 2, a user error)."""

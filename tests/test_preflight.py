@@ -81,18 +81,21 @@ def test_an_attention_backend_the_device_cannot_run_names_those_it_can(run_cli, 
                           "_native_math or flex") in rows["wan2.1-t2v-1.3b"], rows
 
 
-def test_under_slurm_the_dry_run_does_not_judge_the_cells_by_this_host(tmp_path, monkeypatch, no_runs):
-    """The cells run on the cluster's nodes: this login host's memory says nothing about them."""
+def test_cells_that_run_elsewhere_are_not_judged_by_this_host(tmp_path, monkeypatch, no_runs):
+    """Under Slurm the cells run on the cluster's nodes, and --elsewhere plans them for another machine: this host's
+    memory says nothing about them (the run's own checks still apply)."""
     pytest.importorskip("submitit")
     from bench.run import sweep
 
     fake_memory(monkeypatch, host_free_bytes=2 * GIB)
     path = tmp_path / "fit.toml"
     path.write_text(SWEEP.format(own="device = \"cpu\""))
-    local = sweep.run_sweep(path, tmp_path / "out", dry_run=True)
+    here = sweep.run_sweep(path, tmp_path / "out", dry_run=True)
     slurm = sweep.run_sweep(path, tmp_path / "out", launcher="slurm", cluster="local", dry_run=True)
-    assert [c.status[:8] for c in local.cells] == ["refused:", "to run"]
-    assert [c.status for c in slurm.cells] == ["to run", "to run"] and slurm.exit_code == 0
+    elsewhere = sweep.run_sweep(path, tmp_path / "out", dry_run=True, elsewhere=True)
+    assert [c.status[:8] for c in here.cells] == ["refused:", "to run"] and here.exit_code == 2
+    for result in (slurm, elsewhere):
+        assert [c.status for c in result.cells] == ["to run", "to run"] and result.exit_code == 0
 
 
 def test_the_worker_refuses_with_the_dry_runs_own_line(monkeypatch):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import signal
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -86,7 +87,7 @@ class RunConfig:
 class Outcome:
     record: ResultRecord
     path: Path
-    exit_code: int  # 0 complete, 1 the worker failed, 130 interrupted (SIGINT), 143 terminated (SIGTERM)
+    exit_code: int  # 0 complete, 1 the worker failed, 128 + signal: 130 interrupted (SIGINT), 143 (SIGTERM), 129 (SIGHUP)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -301,12 +302,12 @@ def _finish(messages: list[Message], journal: Journal, out: Path, stem: str, rea
 
 
 def _exit_code(reason: str | None) -> int:
+    """0 complete; 128 + the signal's number when a signal stopped it ('interrupted by SIGINT (Ctrl-C)': 130,
+    SIGTERM 143, SIGHUP 129), as a shell reports a process a signal ended; 1 when the worker failed."""
     if reason is None:
         return 0
-    if reason.startswith("interrupted by SIGINT"):
-        return 130
-    if reason.startswith("interrupted by"):
-        return 143
+    if reason.startswith("interrupted by SIG"):
+        return 128 + signal.Signals[reason.split()[2]]
     return 1
 
 
