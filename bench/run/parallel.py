@@ -13,6 +13,7 @@ torch.distributed, diffusers and bench.run.build are imported in the worker-side
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 import socket
@@ -121,8 +122,10 @@ def _denoiser_class(spec: Spec) -> str:
 
 def _tiny_sibling(spec: Spec | None) -> str:
     """A tiny model of the same family and denoiser (the model itself when it is tiny), else tiny-wan."""
-    if spec is None or spec.tiny:
-        return spec.name if spec else "tiny-wan"
+    if spec is None:
+        return "tiny-wan"
+    if spec.tiny:
+        return spec.name
     return next((s.name for s in all_specs() if s.tiny and s.family == spec.family
                  and _denoiser_class(s) == _denoiser_class(spec)), "tiny-wan")
 
@@ -133,14 +136,19 @@ _PROBE = ("import json, sys, diffusers, torch\n"
           "[n for n in sys.argv[1:] if getattr(getattr(diffusers, n, None), '_cp_plan', None)]]))")
 
 
-def _probe(specs: list[Spec]) -> tuple[int, set[str] | None]:
+def _probe(specs: list[Spec]) -> tuple[int, frozenset[str] | None]:
     """GPUs torch sees and the denoiser classes (of every spec) with a context-parallel plan, asked of one short
-    child process (the parent never imports torch). (0, None) when the child cannot answer: the worker checks."""
-    names = sorted({_denoiser_class(s) for s in [*specs, *all_specs()]})
+    child process (the parent never imports torch). The plans are None when the child cannot answer (then the worker
+    checks them) and the GPUs are counted alone."""
+    return _ask(tuple(sorted({_denoiser_class(s) for s in [*specs, *all_specs()]})))
+
+
+@functools.cache  # once per process: a sweep checks many cells, and neither answer changes while it plans
+def _ask(names: tuple[str, ...]) -> tuple[int, frozenset[str] | None]:
     out = subprocess.run([sys.executable, "-c", _PROBE, *names], capture_output=True, text=True, timeout=180)
     try:
         gpus, able = json.loads(out.stdout.strip().splitlines()[-1])
-        return int(gpus), set(able)
+        return int(gpus), frozenset(able)
     except (ValueError, IndexError, TypeError):
         return visible_gpus(), None
 
