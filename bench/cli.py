@@ -138,8 +138,11 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
                    "with the same one to resume")
     p.add_argument("--launcher", choices=("local", "slurm"), default="local",
                    help="local: one cell after another here; slurm: one job per cell through submitit")
-    p.add_argument("--dry-run", action="store_true", help="check every cell and show the plan (with each cell's "
-                   "predicted seconds where the cost model has evidence); run nothing")
+    p.add_argument("--dry-run", action="store_true", help="check every cell as `run` here would (the device, "
+                   "installed libraries and free memory too, for --launcher local) and show the plan, with each cell's "
+                   "predicted seconds where the cost model has evidence; run nothing")
+    p.add_argument("--elsewhere", action="store_true", help="with --dry-run: the cells will run on another machine, "
+                   "so judge them by the run's own checks only, not by this host's device and memory")
     p.add_argument("--hardware", metavar="CLASS", help="predict each cell's seconds on this class with the cost model "
                    "(t2vbench predict), from the evidence in ./results; with --budget, a sweep predicted to overrun is "
                    "refused before it starts")
@@ -204,7 +207,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         evidence = gather(["results"] if Path("results").is_dir() else [])
         predict = lambda cell: run_seconds(run_config(cell, Path(".")), args.hardware, evidence)  # noqa: E731
     result = run_sweep(args.file, args.out, args.launcher, args.dry_run, report=lambda line: print(line, flush=True),
-                       budget_s=args.budget, predict=predict)
+                       budget_s=args.budget, predict=predict, elsewhere=args.elsewhere)
     print(format_sweep(result))
     if args.dry_run:
         print(format_commands(result))

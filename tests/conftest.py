@@ -36,3 +36,14 @@ def run_cli(capsys):
         return code, out, err
 
     return call
+
+
+@pytest.fixture
+def no_runs(monkeypatch):
+    """Fail the test if a sweep starts any cell."""
+    from bench.run import sweep_launch
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"a cell was started: {args}")
+
+    monkeypatch.setattr(sweep_launch.subprocess, "Popen", refuse)

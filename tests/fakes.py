@@ -348,3 +348,21 @@ class _AmdSmi:
         g = self._gpu(processor_handle, "amdsmi_get_gpu_driver_info")
         raw = {"driver_name": "amdgpu", "driver_version": g.driver_version, "driver_date": "2015/01/01 00:00"}
         return {k: v or "N/A" for k, v in raw.items()}
+
+
+# --- memory: psutil's view of host RAM, torch's of one CUDA GPU -------------------------------------------------------
+
+
+def fake_memory(monkeypatch: Any, host_free_bytes: int, gpu_free_bytes: int | None = None,
+                gpu_total_bytes: int = 80 * 2**30) -> None:
+    """This host with host_free_bytes of available RAM (psutil.virtual_memory's other fields as they are) and, when
+    gpu_free_bytes is given, one CUDA GPU with that much free (torch.cuda.mem_get_info answers (free, total))."""
+    import psutil
+    import torch
+
+    real = psutil.virtual_memory()
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: real._replace(available=host_free_bytes))
+    if gpu_free_bytes is not None:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (gpu_free_bytes, gpu_total_bytes))

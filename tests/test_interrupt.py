@@ -61,6 +61,26 @@ def test_interrupt_keeps_finished_generations(tmp_path, sig, code, name):
     assert b"Traceback" not in err and b"leaked semaphore" not in err
 
 
+@pytest.mark.parametrize("sig,code,name", [(signal.SIGINT, 130, "SIGINT (Ctrl-C)"), (signal.SIGTERM, 143, "SIGTERM"),
+                                          (signal.SIGHUP, 129, "SIGHUP")])  # 128 + the signal, as a shell says
+def test_interrupt_while_the_model_is_built_exits_with_the_signals_code_and_leaves_nothing(tmp_path, sig, code, name):
+    """The worker has said which device it builds on and has not finished loading: nothing was measured, and the
+    exit says it was a signal (not 2, a user error)."""
+    proc = _start(tmp_path)
+    deadline = time.monotonic() + 120
+    while not any('"kind": "device"' in j.read_text() for j in tmp_path.glob("*.journal.jsonl")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-500:]
+        time.sleep(0.005)
+    journal = next(tmp_path.glob("*.journal.jsonl")).read_text()
+    os.killpg(proc.pid, sig)
+    _, err = proc.communicate(timeout=60)
+    assert '"kind": "loaded"' not in journal  # it was still building when the signal came
+    assert proc.returncode == code, err[-800:]
+    assert err.decode().strip().splitlines()[-1] == (f"t2vbench: interrupted by {name} before any generation "
+                                                     "finished: nothing was recorded")
+    assert list(tmp_path.iterdir()) == []  # no record, and the journal of nothing is gone
+
+
 def test_worker_crash_keeps_finished_generations(tmp_path):
     proc = _start(tmp_path)
     _wait_for_generations(proc, tmp_path, 3)

@@ -7,6 +7,7 @@ import pytest
 
 from bench.records.io import load_record
 from bench.records.key import settings_key
+from tests.conftest import cuda_available
 
 # On float32 CPU runs a lossless option only reorders arithmetic: frames agree to ~1e-7, PSNR well above 100 dB.
 # fp8 weights or skipped attention move them by far more than that.
@@ -69,3 +70,19 @@ def test_models_memory_table_says_what_fits(run_cli):
     # 14.29B + 5.68B (UMT5-XXL) + VAE in bf16 = ~37 GiB: no on a 24 or 32 GB card as is, yes with group offload
     cells = row.split()
     assert cells[1] == "37.4" and cells[2:5] == ["no", "yes", "yes"]
+
+
+@pytest.mark.skipif(cuda_available(), reason="device-specific: asserts what a GPU-less host answers")
+def test_a_gpu_only_attention_backend_on_a_cpu_host_names_the_cpu_ones_before_building(run_cli, tmp_path):
+    """--device auto: the parent cannot know it means the CPU; the worker's first check refuses before building."""
+    code, _, err = run_cli("run", "tiny-wan", "--attention-backend", "_native_cudnn", "--out", tmp_path / "out")
+    assert code == 2 and err.strip().splitlines() == [
+        "t2vbench: error: --attention-backend _native_cudnn has no CPU kernel: on the CPU use native, _native_math or "
+        "flex (or run where torch sees a GPU, with --device cuda)"], err
+    assert "building" not in err and not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["native", "_native_math", "flex"])
+def test_every_attention_backend_the_refusal_names_runs_on_the_cpu(run_cli, tmp_path, backend):
+    assert _run(run_cli, tmp_path, "--attention-backend", backend).settings.options == {"attention_backend": backend}

@@ -139,6 +139,28 @@ def test_a_model_without_a_context_parallel_plan_is_refused_naming_those_with_on
 
 
 @pytest.mark.skipif(cuda_available(), reason="device-specific: asserts what a GPU-less host answers")
+def test_too_few_gpus_for_a_model_without_a_plan_says_so_before_any_advice_about_gpus(run_cli, tmp_path):
+    """Advice about GPUs would send the user to a GPU server, where the model would be refused anyway."""
+    code, _, err = run_cli("run", "mochi-1", "--parallel", "ulysses=4", "--out", tmp_path / "out")
+    assert code == 2 and "MochiTransformer3DModel has no context-parallel plan" in err and "GPU" not in err, err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(cuda_available(), reason="device-specific: asserts what a GPU-less host answers")
+@pytest.mark.parametrize("argv", [["wan2.1-t2v-14b", "--parallel", "ulysses=4"],
+                                  ["wan2.1-t2v-14b", "--parallel", "ulysses=2", "--device", "cpu"]])
+def test_the_advice_for_context_parallel_on_a_cpu_host_is_a_command_that_runs(run_cli, tmp_path, argv):
+    """The 14B model itself would not fit this host's RAM, nor are its weights here: the advice names its tiny
+    sibling, and that command, run as given, writes a record."""
+    code, _, err = run_cli("run", *argv, "--weights", "random", "--out", tmp_path / "out")
+    advice = err.split("`")[1]
+    assert code == 2 and advice == "t2vbench run tiny-wan --device cpu --parallel ulysses=1", err
+    code, out, err = run_cli(*advice.split()[1:], "--repeats", 1, "--out", tmp_path / "out", "--json")
+    assert code == 0 and json.loads(out)["complete"], err
+
+
+@pytest.mark.skipif(cuda_available(), reason="device-specific: asserts what a GPU-less host answers")
 def test_gpus_all_on_a_host_without_gpus_is_refused(run_cli, tmp_path):
     code, _, err = run_cli("run", "tiny-wan", "--gpus", "all", "--out", tmp_path / "out")
     assert code == 2 and "torch sees no GPU" in err

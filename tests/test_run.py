@@ -118,7 +118,7 @@ _file = Path(__file__)  # an existing file: --out cannot be it, nor a folder und
     (["tiny-wan", "--device", "cpu", "--memory-cap", "24"], "--memory-cap needs a GPU"),
     (["tiny-wan", "--memory-cap", "inf"], "--memory-cap inf"),
     (["tiny-wan", "--attention-backend", "x; rm -rf /"], "--attention-backend"),
-    (["tiny-wan", "--device", "cpu", "--attention-backend", "_native_cudnn"], "has no CPU kernel; on the CPU use native"),
+    (["tiny-wan", "--device", "cpu", "--attention-backend", "_native_cudnn"], "has no CPU kernel: on the CPU use native, _native_math or flex"),
     (["tiny-wan", "--device", "cpu", "--attention-backend", "flash"], "--attention-backend flash has no CPU kernel"),
     (["tiny-wan", "--out", _file], "exists and is not a directory"),
     (["tiny-wan", "--out", _file / "sub"], "cannot write in"),

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,6 +18,7 @@ import torch
 from bench.core.errors import UsageError
 from bench.core.specs import Spec
 from bench.run.options import DTYPE_NAMES
+from bench.run.weights import download_command, not_cached
 
 DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
 # Enough words that prompts tokenize to distinct ids; anything else maps to [UNK].
@@ -119,27 +119,22 @@ def count_params_meta(spec: Spec) -> dict[str, int]:
     return {name: sum(p.numel() for p in m.parameters()) for name, m in built.items() if isinstance(m, torch.nn.Module)}
 
 
-def load_pretrained(spec: Spec, location: str, dtype: torch.dtype) -> Any:
-    """Load from a hub repo id or a local diffusers directory; errors become one UsageError line."""
+def load_pretrained(spec: Spec, location: str, dtype: torch.dtype, from_hub: bool) -> Any:
+    """Load from the hub cache (location a repo id) or a local diffusers directory, never from the network (a run
+    times loading, not downloading: bench.run.weights). Errors become one UsageError line."""
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
     pipeline_cls = resolve_class(f"diffusers.{spec.pipeline}")
     try:
-        return pipeline_cls.from_pretrained(location, torch_dtype=dtype)
+        return pipeline_cls.from_pretrained(location, torch_dtype=dtype, local_files_only=True)
+    except LocalEntryNotFoundError:
+        raise UsageError(not_cached(spec.name, location)) from None
     except (OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(
-            f"could not load {spec.pipeline} from '{location}': {first} "
-            "(check the repo id or directory, network access and the hub cache, or use --weights random)"
-        ) from None
-
-
-def check_local_dir(path: str) -> None:
-    """Refuse a --weights path that is not a diffusers pipeline directory, before anything runs."""
-    p = Path(path)
-    if not (p / "model_index.json").is_file():
-        raise UsageError(
-            f"--weights {path}: not a diffusers pipeline directory (no model_index.json); "
-            "give a folder written by save_pretrained, 'hub' or 'random'"
-        )
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        fix = (f"the cached copy is incomplete: fetch it again with `{download_command(location)}`" if from_hub else
+               "check the directory (written by save_pretrained)")
+        raise UsageError(f"could not load {spec.pipeline} from '{location}': {first}; {fix}, "
+                         "or use --weights random") from None
 
 
 def build_pipeline(spec: Spec, weights: str, device: str, dtype: torch.dtype, park: str | None = None) -> Any:
@@ -151,6 +146,6 @@ def build_pipeline(spec: Spec, weights: str, device: str, dtype: torch.dtype, pa
         location = spec.repo_id if weights == "hub" else weights
         if location is None:
             raise UsageError(f"{spec.name} has no hub repo; use --weights random or a local directory")
-        pipe = load_pretrained(spec, location, dtype).to(park or device)
+        pipe = load_pretrained(spec, location, dtype, from_hub=weights == "hub").to(park or device)
     pipe.set_progress_bar_config(disable=True)
     return pipe

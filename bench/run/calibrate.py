@@ -140,11 +140,11 @@ def calibrate(config: CalibrateConfig) -> Calibration:
     from bench.run.build import DTYPES as TORCH_DTYPES
     from bench.run.build import resolve_class
     from bench.run.options import Options
-    from bench.run.worker import resolve_device
+    from bench.run.preflight import dtype_for, resolve_device
 
     spec, settings = prepare(config)
     device = resolve_device(config.device)
-    dtype_name = config.dtype if config.dtype != "auto" else ("float32" if device == "cpu" else "bfloat16")
+    dtype_name = dtype_for(config.dtype, device)
     options = Options(attention_backend=config.attention_backend)
     serving.check_installed(options, resolve_class(spec.components[spec.denoiser]["class"]), device)
     env = environment.describe(device)

@@ -7,12 +7,15 @@ VAE decode add more, so a fit near the limit is a hint to measure (`run --memory
   --offload group   one block of a component at a time: a small part of the largest component, bounded here by
                     the largest component / its number of repeated blocks (at least 1 GiB is kept for it)
 
-Counting parameters needs bench.run.build (torch), imported only when a count is asked for.
+Counting parameters needs bench.run.build (torch), imported only when a count is asked for; `check_fit` imports torch
+and psutil to ask what is free.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from bench.core.errors import UsageError
 
 GIB = 2**30
 CARDS_GIB = (24, 48, 80)  # gaming / workstation / datacenter cards
@@ -33,6 +36,33 @@ def gpu_bytes(components: dict[str, int], offload: str | None, blocks: int = 30)
     if offload == "model":
         return largest
     return max(GROUP_FLOOR_BYTES, largest // max(1, blocks))  # group and sequential
+
+
+def check_fit(spec: Any, device: str, dtype_name: str, offload: str | None) -> None:
+    """Refuse a model whose weights alone cannot fit, before building anything: on the CPU (or offloaded) all of them
+    must fit the host's available RAM, on a GPU what gpu_bytes says must fit its free memory. The fix offered is one
+    that passes this same check. Raises UsageError."""
+    import psutil
+    import torch
+
+    parts = component_bytes(spec, torch.finfo(getattr(torch, dtype_name)).bits // 8)
+    host, total = psutil.virtual_memory().available, sum(parts.values())
+    if (device == "cpu" or offload) and total > host:
+        half = dtype_name == "float32" and total // 2 <= host  # bfloat16: 2 bytes a parameter instead of 4
+        fix = "use --dtype bfloat16 (half the bytes) or a machine with more memory" if half else (
+            "use a machine with more memory")
+        raise UsageError(f"{spec.name} needs {total / GIB:.1f} GiB of host RAM for its weights in {dtype_name} but "
+                         f"{host / GIB:.1f} GiB is free: {fix}")
+    if device == "cpu":
+        return
+    need = gpu_bytes(parts, offload, blocks(spec))
+    have = torch.cuda.mem_get_info(torch.device(device))[0]
+    if need > have:
+        how = "its weights" if offload is None else f"the part of its weights --offload {offload} keeps on the GPU"
+        group = offload != "group" and gpu_bytes(parts, "group", blocks(spec)) <= have and total <= host
+        fix = "use --offload group (weights in host RAM), a GPU with more memory" if group else "use a GPU with more memory"
+        raise UsageError(f"{spec.name} needs {need / GIB:.1f} GiB on {device} for {how} in {dtype_name} but "
+                         f"{have / GIB:.1f} GiB is free: {fix}, or a smaller model")
 
 
 def blocks(spec: Any) -> int:

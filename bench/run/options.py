@@ -103,11 +103,13 @@ def refuse_gpu_only(options: Options, device: str) -> None:
         return
     backend = options.attention_backend
     if backend is not None and backend not in CPU_ATTENTION_BACKENDS:
-        raise UsageError(f"--attention-backend {backend} has no CPU kernel; on the CPU use "
-                         f"{' or '.join(CPU_ATTENTION_BACKENDS)}, or run on a GPU (--device cuda)")
+        raise UsageError(f"--attention-backend {backend} has no CPU kernel: on the CPU use "
+                         f"{', '.join(CPU_ATTENTION_BACKENDS[:-1])} or {CPU_ATTENTION_BACKENDS[-1]} (or run where torch "
+                         "sees a GPU, with --device cuda)")
     for flag, value in (("--memory-cap", options.memory_cap_gib), ("--offload", options.offload)):
         if value is not None:
-            raise UsageError(f"{flag} needs a GPU: it moves or caps device memory; drop it or use --device cuda")
+            raise UsageError(f"{flag} needs a GPU: it moves or caps device memory; drop it (or run where torch sees a "
+                             "GPU, with --device cuda)")
 
 
 def _is_name(text: str) -> bool:

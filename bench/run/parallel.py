@@ -13,6 +13,8 @@ torch.distributed, diffusers and bench.run.build are imported in the worker-side
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 import re
 import socket
 import subprocess
@@ -20,7 +22,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from bench.core.errors import UsageError
-from bench.core.specs import all_specs
+from bench.core.specs import Spec, all_specs
 
 if TYPE_CHECKING:  # job.py imports this module for Layout
     from bench.run.job import Job
@@ -65,20 +67,18 @@ def parse_parallel(text: str) -> Layout:
     return Layout("context", ulysses * ring, ulysses, ring)
 
 
-def layout(workers: int | None, gpus: str | None, parallel: str | None, device: str) -> tuple[Layout, str]:
-    """The run's layout and the device request to use. Raises UsageError for impossible combinations."""
+def layout(workers: int | None, gpus: str | None, parallel: str | None, device: str,
+           spec: Spec | None = None) -> tuple[Layout, str]:
+    """The run's layout and the device request to use. spec: the model, whose denoiser must have a context-parallel
+    plan before any advice about GPUs is given (advice must lead somewhere that runs). Raises UsageError for
+    impossible combinations."""
     chosen = [flag for flag, value in (("--workers", workers), ("--gpus", gpus), ("--parallel", parallel)) if value]
     if len(chosen) > 1:
         raise UsageError(f"{' and '.join(chosen)} cannot be combined: pick one way to use several devices")
     if parallel:
         result = parse_parallel(parallel)
-        if device == "cpu" and result.workers > 1:
-            raise UsageError("--parallel over more than one device needs GPUs: diffusers runs context parallelism on "
-                             "accelerators only; use --parallel ulysses=1 on the CPU to test the launcher")
-        if result.workers > 1 and (seen := visible_gpus()) < result.workers:
-            fix = (f"ask for at most {seen} (ulysses={seen})" if seen > 1 else
-                   "run it on a GPU server (--parallel ulysses=1 --device cpu tests the launcher here)")
-            raise UsageError(f"--parallel {parallel} needs {result.workers} GPUs but torch sees {seen} here: {fix}")
+        if result.workers > 1:
+            _check_context_devices(parallel, result, device, spec)
         return result, device
     if gpus:
         if device == "cpu":
@@ -91,6 +91,66 @@ def layout(workers: int | None, gpus: str | None, parallel: str | None, device: 
         count = _count(str(workers), "--workers")
         return Layout("data" if count > 1 else None, count), device
     return Layout(), device
+
+
+def _check_context_devices(text: str, result: Layout, device: str, spec: Spec | None) -> None:
+    """Context parallelism over several devices: the model must have a plan, and there must be enough GPUs; the
+    launcher alone is tested on the CPU with the model's tiny sibling at degree 1. Raises UsageError."""
+    seen, able = _probe([spec] if spec else [])
+    if spec is not None and able is not None and _denoiser_class(spec) not in able:
+        raise no_plan(_denoiser_class(spec), sorted(s.name for s in all_specs() if not s.tiny and
+                                                   _denoiser_class(s) in able))
+    tiny = _tiny_sibling(spec)
+    launcher = f"`t2vbench run {tiny} --device cpu --parallel ulysses=1` tests the launcher here"
+    if device == "cpu":
+        raise UsageError(f"--parallel {text} over {result.workers} devices needs GPUs: diffusers runs context "
+                         f"parallelism on accelerators only; {launcher}")
+    if seen < result.workers:
+        fix = f"ask for at most {seen} (ulysses={seen})" if seen > 1 else f"run it on a GPU server ({launcher})"
+        raise UsageError(f"--parallel {text} needs {result.workers} GPUs but torch sees {seen} here: {fix}")
+
+
+def no_plan(class_name: str, able: list[str]) -> UsageError:
+    """The refusal of a denoiser without a context-parallel plan, naming the models that have one."""
+    return UsageError(f"--parallel: {class_name} has no context-parallel plan in this diffusers; models that have "
+                      f"one: {', '.join(able) or 'none'}")
+
+
+def _denoiser_class(spec: Spec) -> str:
+    return spec.components[spec.denoiser]["class"].rpartition(".")[2]
+
+
+def _tiny_sibling(spec: Spec | None) -> str:
+    """A tiny model of the same family and denoiser (the model itself when it is tiny), else tiny-wan."""
+    if spec is None:
+        return "tiny-wan"
+    if spec.tiny:
+        return spec.name
+    return next((s.name for s in all_specs() if s.tiny and s.family == spec.family
+                 and _denoiser_class(s) == _denoiser_class(spec)), "tiny-wan")
+
+
+# The child's answer: GPUs torch sees, and which of the named diffusers classes have a context-parallel plan.
+_PROBE = ("import json, sys, diffusers, torch\n"
+          "print(json.dumps([torch.cuda.device_count(), "
+          "[n for n in sys.argv[1:] if getattr(getattr(diffusers, n, None), '_cp_plan', None)]]))")
+
+
+def _probe(specs: list[Spec]) -> tuple[int, frozenset[str] | None]:
+    """GPUs torch sees and the denoiser classes (of every spec) with a context-parallel plan, asked of one short
+    child process (the parent never imports torch). The plans are None when the child cannot answer (then the worker
+    checks them) and the GPUs are counted alone."""
+    return _ask(tuple(sorted({_denoiser_class(s) for s in [*specs, *all_specs()]})))
+
+
+@functools.cache  # once per process: a sweep checks many cells, and neither answer changes while it plans
+def _ask(names: tuple[str, ...]) -> tuple[int, frozenset[str] | None]:
+    out = subprocess.run([sys.executable, "-c", _PROBE, *names], capture_output=True, text=True, timeout=180)
+    try:
+        gpus, able = json.loads(out.stdout.strip().splitlines()[-1])
+        return int(gpus), frozenset(able)
+    except (ValueError, IndexError, TypeError):
+        return visible_gpus(), None
 
 
 def _count(text: str, flag: str) -> int:
@@ -138,10 +198,9 @@ def check_context_parallel(denoiser_cls: type, lay: Layout) -> None:
         return
     from bench.run.build import resolve_class
 
-    able = sorted(s.name for s in all_specs() if not s.tiny and
-                  getattr(resolve_class(s.components[s.denoiser]["class"]), "_cp_plan", None))
-    raise UsageError(f"--parallel: {denoiser_cls.__name__} has no context-parallel plan in this diffusers; models "
-                     f"that have one: {', '.join(able) or 'none'}")
+    raise no_plan(denoiser_cls.__name__, sorted(s.name for s in all_specs() if not s.tiny and
+                                                getattr(resolve_class(s.components[s.denoiser]["class"]), "_cp_plan",
+                                                        None)))
 
 
 def enable_context_parallel(pipe: Any, denoiser: str, lay: Layout) -> dict[str, Any]:

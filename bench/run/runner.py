@@ -4,14 +4,13 @@ The parent never imports torch. Every message of the worker is appended to a jou
 arrives, and the record is made from those messages: whatever stops the run after the first finished generation
 (out of memory, a crash, Ctrl-C, SIGTERM, a record that fails validation, a full disk) leaves a record marked
 incomplete, or the journal, which `t2vbench recover` turns into one.
-
-bench.run.build (torch) is imported only to check a local weights directory.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import signal
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +39,7 @@ from bench.run.job import Job
 from bench.run.parallel import Layout
 from bench.run.progress import Progress
 from bench.run.supervise import Signals, supervise
+from bench.run.weights import check_hub_cached, check_local_dir
 from bench.telemetry import CHOICES
 from bench.telemetry.sampler import DEFAULT_PERIOD_S
 
@@ -87,7 +87,7 @@ class RunConfig:
 class Outcome:
     record: ResultRecord
     path: Path
-    exit_code: int  # 0 complete, 1 the worker failed, 130 interrupted (SIGINT), 143 terminated (SIGTERM)
+    exit_code: int  # 0 complete, 1 the worker failed, 128 + signal: 130 interrupted (SIGINT), 143 (SIGTERM), 129 (SIGHUP)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,12 +122,10 @@ def prepare(config: RunConfig) -> Prepared:
     check_out_dir(config.out_dir)
     weights = config.weights or spec.default_weights
     if weights not in ("random", "hub"):
-        from bench.run.build import check_local_dir
-
         check_local_dir(weights)
     elif weights == "hub" and spec.repo_id is None:
         raise UsageError(f"{spec.name} has no hub repo: use --weights random or a local diffusers directory")
-    lay, device = parallel.layout(config.workers, config.gpus, config.parallel, config.device)
+    lay, device = parallel.layout(config.workers, config.gpus, config.parallel, config.device, spec)
     warnings = options_mod.check(config.options, device, weights)
     if config.options.compile and config.warmup < 1:
         raise UsageError("--compile with --warmup 0 would time the compilation: use --warmup 1 or more")
@@ -135,6 +133,8 @@ def prepare(config: RunConfig) -> Prepared:
         raise UsageError("--time-budget with --parallel: every rank must make the same generations; use --repeats")
     if config.sample_steps is not None:
         _check_sampling(config, spec, settings)
+    if weights == "hub":  # the last of these: fetching tens of GiB is the costliest fix, so it is asked for last
+        check_hub_cached(spec.name, spec.repo_id)
     return Prepared(spec, settings, weights, warnings, lay, device)
 
 
@@ -302,12 +302,12 @@ def _finish(messages: list[Message], journal: Journal, out: Path, stem: str, rea
 
 
 def _exit_code(reason: str | None) -> int:
+    """0 complete; 128 + the signal's number when a signal stopped it ('interrupted by SIGINT (Ctrl-C)': 130,
+    SIGTERM 143, SIGHUP 129), as a shell reports a process a signal ended; 1 when the worker failed."""
     if reason is None:
         return 0
-    if reason.startswith("interrupted by SIGINT"):
-        return 130
-    if reason.startswith("interrupted by"):
-        return 143
+    if reason.startswith("interrupted by SIG"):
+        return 128 + signal.Signals[reason.split()[2]]
     return 1
 
 

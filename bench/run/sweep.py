@@ -35,7 +35,10 @@ matrix list, or the `options` tables.
 
 Each cell is one `python -m bench.cli run ... --out DIR --label sweep:<name>:<id>` process, its id a short hash of
 its model and arguments, so a crash of one cell cannot take the sweep down. Every cell is checked by the run's own
-checks before the first one starts. A cell is done when DIR holds a complete record with its label: a rerun of the
+checks before the first one starts. `--dry-run` also asks each cell what its worker would refuse on this host before
+building (bench.run.preflight: a device torch cannot see, an option the installed diffusers or the device cannot run,
+weights larger than the free GPU memory or host RAM), and shows each refusal against its cell; with --launcher slurm
+(the cells run on the cluster's nodes) or --elsewhere (a sweep planned here for another machine) it does not. A cell is done when DIR holds a complete record with its label: a rerun of the
 same command skips it ("done earlier") and runs the rest; incomplete records stay in DIR as evidence and do not
 count. With a budget no cell starts once it is spent and the running cell is interrupted as by Ctrl-C (keeping its
 record, marked incomplete); the cells not run say "not run (budget)" and the sweep exits 0. Where the cost model
@@ -97,13 +100,18 @@ class SweepResult:
 
 def run_sweep(path: str | Path, out: Path | None = None, launcher: str = "local", dry_run: bool = False,
               report: Callable[[str], None] = lambda line: None, cluster: str = "slurm",
-              budget_s: float | None = None, predict: Callable[[Cell], float | None] | None = None) -> SweepResult:
+              budget_s: float | None = None, predict: Callable[[Cell], float | None] | None = None,
+              elsewhere: bool = False) -> SweepResult:
     """Run every cell of a sweep file not done earlier; report() gets a line as each cell starts. cluster is
     submitit's executor for --launcher slurm ('local' in tests). budget_s (else the file's budget_s) bounds the
     sweep's wall time; predict(cell), where given, is a cell's predicted seconds: a sweep predicted to overrun its
-    budget is refused before it starts. Raises UsageError before anything runs."""
+    budget is refused before it starts. A dry run judges each cell as `run` on this host would, unless the cells
+    run elsewhere (--launcher slurm, or elsewhere: planned here for another machine). Raises UsageError before
+    anything runs."""
     if launcher not in LAUNCHERS:
         raise UsageError(f"--launcher {launcher}: use {' or '.join(LAUNCHERS)}")
+    if elsewhere and not dry_run:
+        raise UsageError("--elsewhere says how a --dry-run judges the cells; add --dry-run, or drop --elsewhere")
     sweep = load_sweep(path, out, check=not dry_run)  # a dry run shows each cell's refusal instead
     budget_s = check_budget(budget_s, "--budget") or sweep.budget_s
     if launcher == "slurm":
@@ -114,7 +122,8 @@ def run_sweep(path: str | Path, out: Path | None = None, launcher: str = "local"
     todo = [c for c in sweep.cells if not any(r.complete for _, r in earlier.get(c.label, []))]
     predicted = {c.id: predict(c) for c in sweep.cells} if predict else {}
     if dry_run:
-        refused = {c.id: r for c in todo if (r := refusal(c, sweep.out)) is not None}
+        here = launcher == "local" and not elsewhere  # a Slurm cell runs on a node, not on this login host
+        refused = {c.id: r for c in todo if (r := refusal(c, sweep.out, here)) is not None}
         return _result(sweep, earlier, sweep_launch.Launched({}, None), predicted, planned=True, refused=refused)
     _check_predicted(todo, predicted, budget_s)
     report(f"sweep {sweep.name}: {len(sweep.cells)} cells, {len(sweep.cells) - len(todo)} done earlier, "

@@ -17,8 +17,10 @@ from typing import Any
 from bench.core.errors import UsageError
 from bench.core.text import shown
 from bench.core.tomlfile import read_toml
+from bench.run import preflight
 from bench.run.flags import BY_KEY
 from bench.run.flags import run_config as flag_config
+from bench.run.parallel import worker_device
 from bench.run.runner import DEFAULT_OUT, RunConfig, prepare
 
 MAX_SWEEP_BYTES = 64 * 1024  # a sweep file is a screenful of TOML: bound what we parse
@@ -251,10 +253,16 @@ def check_cells(cells: list[Cell], out: Path, where: str) -> None:
             raise UsageError(f"{where}: cell {cell.id} ({cell.model} {cell.describe()}): {reason}")
 
 
-def refusal(cell: Cell, out: Path) -> str | None:
-    """What `t2vbench run` would refuse this cell for (its own checks, before anything starts), or None."""
+def refusal(cell: Cell, out: Path, here: bool = False) -> str | None:
+    """What `t2vbench run` would refuse this cell for before building anything, or None: its parent's checks
+    (bench.run.runner.prepare, no torch) and, with here, its worker's on this host (bench.run.preflight: the device,
+    the installed libraries, the weights against free memory; torch is imported)."""
     try:
-        prepare(run_config(cell, out))
+        config = run_config(cell, out)
+        prepared = prepare(config)
+        if here:
+            preflight.check(prepared.spec, worker_device(prepared.device, 0, prepared.layout), config.dtype,
+                            config.options, prepared.layout)
     except UsageError as exc:
         return str(exc)
     return None

@@ -2,7 +2,7 @@
 generation. It sends typed messages (bench.records.journal) as JSON over a pipe, each as soon as it is known: the device
 before the model is built, every generation as it finishes, the telemetry series in chunks while it is sampled.
 
-torch, diffusers, transformers and psutil are imported inside the functions the worker process runs: the parent
+torch, diffusers and transformers are imported inside the functions the worker process runs: the parent
 imports this module to start workers and must stay without torch.
 """
 
@@ -26,7 +26,7 @@ from bench import telemetry
 from bench.core.errors import UsageError
 from bench.core.specs import load_spec_file
 from bench.records.journal import encode, message
-from bench.run import environment, memory, parallel
+from bench.run import environment, parallel, preflight
 from bench.run.job import Job
 from bench.run.timing import StageClock, call_kwargs, generate  # timing imports no torch
 from bench.telemetry import rapl
@@ -34,45 +34,6 @@ from bench.telemetry.sampler import Sampler
 
 Send = Callable[..., None]
 SERIES_CHUNK_S = 2.0  # how often the sampled series is streamed to the parent
-
-
-def resolve_device(requested: str) -> str:
-    import torch
-
-    if requested == "auto":
-        return "cuda:0" if torch.cuda.is_available() else "cpu"
-    if requested.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise UsageError(f"--device {requested}: no CUDA or ROCm GPU is visible to torch; use --device cpu")
-        index = torch.device(requested).index or 0
-        if index >= torch.cuda.device_count():
-            raise UsageError(f"--device {requested}: only {torch.cuda.device_count()} GPU(s) visible")
-        return f"cuda:{index}"
-    return "cpu"  # the parent accepted only auto, cpu, cuda and cuda:N
-
-
-def check_memory(spec: Any, device: str, dtype: Any, offload: str | None) -> None:
-    """Refuse a model whose weights alone cannot fit, before building anything (bench.run.memory's model: with
-    offloading the weights live in host RAM and only part of them must fit the GPU)."""
-    import psutil
-    import torch
-
-    parts = memory.component_bytes(spec, torch.finfo(dtype).bits // 8)
-    dtype_name = str(dtype).removeprefix("torch.")
-    host = psutil.virtual_memory().available
-    if device == "cpu" or offload:
-        if sum(parts.values()) > host:
-            raise UsageError(f"{spec.name} needs {sum(parts.values()) / 2**30:.1f} GiB of host RAM for its weights in "
-                             f"{dtype_name} but {host / 2**30:.1f} GiB is free: use a machine with more memory")
-        if device == "cpu":
-            return
-    need = memory.gpu_bytes(parts, offload, memory.blocks(spec))
-    have = torch.cuda.mem_get_info(torch.device(device))[0]
-    if need > have:
-        how = "its weights" if offload is None else f"the part of its weights --offload {offload} keeps on the GPU"
-        raise UsageError(f"{spec.name} needs {need / 2**30:.1f} GiB on {device} for {how} in {dtype_name} but "
-                         f"{have / 2**30:.1f} GiB is free: use --offload group, a GPU with more memory, or a smaller "
-                         "model")
 
 
 class PeakMemory:
@@ -167,19 +128,15 @@ def _run(job: Job, send: Send, wait_go: Callable[[], None], where: dict[str, str
     import torch
 
     from bench.run import serving
-    from bench.run.build import DTYPES, build_pipeline, resolve_class
+    from bench.run.build import DTYPES, build_pipeline
 
     spec = load_spec_file(job.spec_path)
     options, lay = job.options, job.layout
-    device = resolve_device(job.device)
+    device, dtype_name = preflight.check(spec, job.device, job.dtype, options, lay)  # as sweep --dry-run asks
     if device == "cpu" and job.world > 1:  # workers share the cores instead of fighting over them
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // job.world))
-    dtype_name = job.dtype if job.dtype != "auto" else ("float32" if device == "cpu" else "bfloat16")
     dtype = DTYPES[dtype_name]
     where["dtype"] = dtype_name
-    denoiser_cls = resolve_class(spec.components[spec.denoiser]["class"])
-    serving.check_installed(options, denoiser_cls, device)
-    parallel.check_context_parallel(denoiser_cls, lay)
     if lay.mode == "context":
         parallel.start_group(job, device)
     env = environment.describe(device)
@@ -193,7 +150,6 @@ def _run(job: Job, send: Send, wait_go: Callable[[], None], where: dict[str, str
         sync = (lambda: torch.cuda.synchronize(device)) if device != "cpu" else (lambda: None)
 
         where["stage"] = "building the model"
-        check_memory(spec, device, dtype, options.offload)
         start = time.perf_counter()
         torch.manual_seed(0)  # random weights alike on every rank of a context-parallel group
         # Offloaded weights live in host RAM; random ones are drawn on the GPU (seconds, not minutes) and parked
