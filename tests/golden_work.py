@@ -4,8 +4,13 @@ default run counts nothing (counting a 14B model on the meta device takes tens o
 tests/test_predict.py checks the attention FLOPs against hand formulas; its slow test counts them again.
 """
 
+import json
+from pathlib import Path
+
 from bench.analysis import flops, predict_work
-from bench.core.specs import load_spec
+from bench.core.specs import Settings, load_spec
+
+FLOPS_GOLDEN = Path(__file__).parent / "data" / "flops-golden.json"
 
 SETTINGS = {  # the settings the validation counts each model at (the references' sizes and steps)
     "wan2.1-t2v-1.3b": {"height": 480, "width": 832, "num_frames": 81, "steps": 50, "guidance_scale": 5.0},
@@ -46,6 +51,16 @@ A14B_40_STEPS = {**GOLDEN["wan2.2-t2v-a14b"], "attention_flops": 3.770985480192e
                  "elements": 1242817626478.8987, "denoise_calls": 80, "expert_steps": (13, 27)}
 
 
+# Wan2.1-1.3B at the other clip kinds tests/test_demand.py costs (count_work, 2026-12-07): a 10 s clip (161 frames)
+# and a 4-step kind without guidance.
+DEMAND_KINDS = [
+    ({'fps': 16, 'guidance_scale': 5.0, 'guidance_scale_2': None, 'height': 480, 'max_sequence_length': 512, 'num_frames': 161, 'steps': 50, 'width': 832},
+     {'attention_flops': 7.600673193984e+16, 'denoise_calls': 100, 'dense_flops': 1.60133603917824e+16, 'elements': 295904976630.4982, 'expert_steps': (50,), 'params': {'transformer': 1418996800, 'vae': 126892531, 'text_encoder': 5680910336}, 'text_flops': 9689446219776.0, 'vae_flops': 546352214753280.0}),
+    ({'fps': 16, 'guidance_scale': 1.0, 'guidance_scale_2': None, 'height': 480, 'max_sequence_length': 512, 'num_frames': 81, 'steps': 4, 'width': 832},
+     {'attention_flops': 803628358041600.0, 'denoise_calls': 4, 'dense_flops': 328378793066496.0, 'elements': 6085326181.771766, 'expert_steps': (4,), 'params': {'transformer': 1418996800, 'vae': 126892531, 'text_encoder': 5680910336}, 'text_flops': 4844723109888.0, 'vae_flops': 275352205639680.0}),
+]
+
+
 def _golden_20_steps() -> dict:
     """Wan2.1-1.3B at 20 steps: every denoiser figure 20/50 of the 50-step one (the same passes, fewer of them)."""
     g = dict(GOLDEN["wan2.1-t2v-1.3b"])
@@ -60,8 +75,20 @@ def seed_work_cache() -> None:
     entries = flops.read_cache(path)
     seeded = [(n, SETTINGS[n], GOLDEN[n]) for n in GOLDEN] + [("wan2.1-t2v-1.3b", {"steps": 20}, _golden_20_steps()),
                                                               ("wan2.2-t2v-a14b", {}, A14B_40_STEPS)]
+    seeded += [("wan2.1-t2v-1.3b", settings, work) for settings, work in DEMAND_KINDS]
     for name, overrides, fields in seeded:
         spec = load_spec(name)
         entries[predict_work._key(spec, spec.settings.replace(**overrides))] = {**fields,
                                                                                  "expert_steps": list(fields["expert_steps"])}
+    flops.write_cache(path, entries)
+    _seed_flops_cache()
+
+
+def _seed_flops_cache() -> None:
+    """tests/data/flops-golden.json into the session's FLOP cache, under the key bench.analysis.flops.cached_flops
+    computes (its entries were counted by count_flops; other library versions only mean counting again)."""
+    path = flops.cache_dir() / "flops.json"
+    entries = flops.read_cache(path)
+    for row in json.loads(FLOPS_GOLDEN.read_text(encoding="utf-8"))["entries"]:
+        entries[flops.cache_key(load_spec(row["spec"]), Settings(**row["settings"]))] = row["flops"]
     flops.write_cache(path, entries)

@@ -124,3 +124,4 @@ def test_running_out_of_memory_keeps_the_generations_before_it(tmp_path):
     assert not record.complete and record.incomplete_reason.startswith("out of memory during timed generation")
     assert "32x32, 9 frames, float32" in record.incomplete_reason
     assert len(record.generations) >= 3
+

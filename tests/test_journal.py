@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from bench.core.errors import UsageError
+from bench.core.errors import Interrupted, UsageError
 from bench.records.assemble import build_record, replay
 from bench.records.io import load_record
 from bench.records.journal import Journal, message, read_journal
+from bench.run.runner import _finish
 
 GOLDEN = Path(__file__).parent / "data" / "record-v3-tiny-wan.json"  # a real tiny run's record
 
@@ -164,3 +165,17 @@ def test_an_h100_claim_edited_into_a_cpu_journal_fails_the_gates_physics(run_cli
     code, _, err = run_cli("recover", _journal(tmp_path, msgs))
     assert code == 2 and "does not match hardware class" in err and "nothing was written" in err, err
     assert not (tmp_path / "run-x.json").exists()
+
+
+def test_a_worker_ended_by_the_users_signal_is_an_interruption_not_a_bug(tmp_path):
+    """A signal that reaches a worker still importing torch ends it with a KeyboardInterrupt traceback (its 'crash'
+    message); with the parent interrupted too, that is the user's stop (exit 130), not a fault of ours (exit 1)."""
+    journal = Journal(tmp_path / "j.journal.jsonl")
+    messages = [message("header", **_header(load_record(GOLDEN))),
+                message("failed", reason="crash", message="Traceback ...\nKeyboardInterrupt")]
+    with pytest.raises(Interrupted) as exc:
+        _finish(messages, journal, tmp_path, "stem", "interrupted by SIGINT (Ctrl-C)", [])
+    assert exc.value.exit_code == 130
+    # without a signal the same crash is ours, shown as a traceback
+    with pytest.raises(RuntimeError, match="worker failed before any generation finished"):
+        _finish(messages, Journal(tmp_path / "k.journal.jsonl"), tmp_path, "stem", "failed", [])

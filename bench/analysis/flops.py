@@ -210,15 +210,19 @@ def cached_flops(spec: Spec, settings: Settings) -> Flops:
     """count_flops(spec, settings), kept in a small on-disk cache (FLOPs of a spec at a setting never change for one
     diffusers; building a 14B model on the meta device takes seconds). The cache lives in $T2VBENCH_CACHE_DIR or
     ~/.cache/t2vbench; a damaged or unwritable cache is ignored. Raises as count_flops."""
-    versions = library_versions()
-    key = hashlib.sha256(json.dumps([CACHE_VERSION, spec.sha256, dataclasses.asdict(settings), versions],
-                                    sort_keys=True).encode()).hexdigest()
+    key = cache_key(spec, settings)
     path = cache_dir() / "flops.json"
     found = _from_cache(read_cache(path).get(key))
     if found is None:
         found = count_flops(spec, settings)
         write_cache(path, {**read_cache(path), key: dataclasses.asdict(found)})
     return found
+
+
+def cache_key(spec: Spec, settings: Settings) -> str:
+    """The FLOP cache's key: the counting rules' version, the spec, the settings and the counting libraries."""
+    raw = json.dumps([CACHE_VERSION, spec.sha256, dataclasses.asdict(settings), library_versions()], sort_keys=True)
+    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 def total_flops(spec: Spec, settings: Settings) -> float:

@@ -283,9 +283,12 @@ def _finish(messages: list[Message], journal: Journal, out: Path, stem: str, rea
         _remove_empty(created)
         failed = [w.failed for w in state.workers.values() if w.failed]
         crash = next((f for f in failed if f.reason == "crash"), None)
-        if crash is not None:
+        interrupted = reason is not None and reason.startswith("interrupted by")
+        # a signal that reaches a worker still importing torch can end it with a traceback: the user's signal, not
+        # a bug of ours, so it is reported as the interruption it is
+        if crash is not None and not interrupted:
             raise RuntimeError("the worker failed before any generation finished:\n" + crash.message)
-        if not failed and reason is not None and reason.startswith("interrupted by"):
+        if (not failed or crash is not None) and interrupted:
             raise Interrupted(f"{reason} before any generation finished: nothing was recorded", _exit_code(reason))
         raise UsageError(reason if failed else f"no generation finished, so nothing was recorded: {reason}")
     try:

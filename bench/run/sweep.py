@@ -200,4 +200,6 @@ def _status(record: ResultRecord | None, code: int | None, planned: bool) -> str
         return "to run" if planned else "not run"
     if record is not None:
         return "incomplete"
-    return "interrupted" if code in (129, 130, 143) else f"failed (exit {code})"
+    # 128 + signal from a run that caught it; -signal from one the signal ended before Python could (a cell stopped
+    # while its interpreter was still starting, as a spent budget does on a loaded machine)
+    return "interrupted" if code in (129, 130, 143, -1, -2, -15) else f"failed (exit {code})"
