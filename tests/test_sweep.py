@@ -506,3 +506,15 @@ def test_the_shipped_gpu_campaign_is_a_valid_sweep_most_valuable_first(tmp_path,
     assert plan.cells[-1].values["compile"] is True and plan.cells[-1].values["warmup"] == 1
     code, stdout, _ = run_cli("sweep", campaign, "--out", tmp_path / "out", "--dry-run")
     assert code == 0 and stdout.count("to run") == 5, stdout  # every cell passes the run's own checks
+
+
+def test_a_step_sampled_cells_throughput_is_labelled_so(tmp_path, no_runs):
+    from bench.present.sweep import format_sweep
+
+    plan = load_sweep(_file(tmp_path, TWO_CELLS), tmp_path / "out")
+    first, second = plan.cells
+    rows = (sweep.CellResult(first, "done", tmp_path / "a.json", 4.5, sampled=True),
+            sweep.CellResult(second, "done", tmp_path / "b.json", 4.6))
+    lines = format_sweep(sweep.SweepResult(plan, rows, 0)).splitlines()
+    assert "4.5 step-sampled" in next(line for line in lines if line.startswith(first.id))
+    assert "step-sampled" not in next(line for line in lines if line.startswith(second.id))

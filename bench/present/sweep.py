@@ -17,8 +17,7 @@ def format_sweep(result: SweepResult) -> str:
     sweep = result.sweep
     common = " ".join(f"{k}={v}" for k, v in sweep.common.items()) or "-"
     predicted = any(r.predicted_s is not None for r in result.cells)
-    rows = [[r.cell.id, r.cell.model, r.cell.describe(), r.status,
-             "-" if r.video_minutes_per_gpu_hour is None else f"{r.video_minutes_per_gpu_hour:.4g}",
+    rows = [[r.cell.id, r.cell.model, r.cell.describe(), r.status, _rate(r),
              *([_seconds(r.predicted_s)] if predicted else []), r.record or "-"] for r in result.cells]
     budget = f"; budget {sweep.budget_s:g} s" if sweep.budget_s else ""
     total = sum(r.predicted_s or 0.0 for r in result.cells if r.status == "to run")
@@ -26,6 +25,13 @@ def format_sweep(result: SweepResult) -> str:
     foot = f"\npredicted for the cells to run: {total:.0f} s (cost model; '-': no evidence)" if predicted else ""
     return head + table(rows, ["cell", "model", "arguments", "status", "video-min/GPU-h",
                                *(["predicted s"] if predicted else []), "record"]) + foot
+
+
+def _rate(r) -> str:
+    """The cell's video-min per GPU-hour, labelled where its record extrapolated skipped steps."""
+    if r.video_minutes_per_gpu_hour is None:
+        return "-"
+    return f"{r.video_minutes_per_gpu_hour:.4g}" + (" step-sampled" if r.sampled else "")
 
 
 def _seconds(value: float | None) -> str:

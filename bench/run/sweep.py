@@ -88,6 +88,7 @@ class CellResult:
     record: Path | None
     video_minutes_per_gpu_hour: float | None
     predicted_s: float | None = None  # the cost model's seconds for the cell, where it has evidence
+    sampled: bool = False  # the record is step-sampled: its throughput extrapolates the steps it skipped
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,7 +187,8 @@ def _result(sweep: Sweep, earlier: Found, launched: sweep_launch.Launched, predi
             status = f"refused: {refused[cell.id]}"
         if launched.out_of_time and (cell.id == launched.cut and status != "done" or status == "not run"):
             status += " (budget)"
-        rows.append(CellResult(cell, status, path, rate, predicted.get(cell.id)))
+        rows.append(CellResult(cell, status, path, rate, predicted.get(cell.id),
+                               record is not None and record.is_sampled))
     ok = all(r.status in ("done", "done earlier", "to run") or r.status.endswith("(budget)") for r in rows)
     stopped = launched.stopped
     code = 2 if refused else 128 + stopped if stopped else 0 if ok else 1
