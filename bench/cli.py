@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.analysis import steps
 from bench.analysis.compare import DEFAULT_BASELINE, DEFAULT_SCENARIO, compare
 from bench.analysis.physics import load_checked, violations
 from bench.analysis.registry import submit
@@ -25,6 +26,7 @@ from bench.core.specs import DEFAULT_MODEL, all_specs
 from bench.core.text import clean
 from bench.present import tables as compare_format
 from bench.present.report import write_report
+from bench.present.steps import format_steps
 from bench.present.sweep import compare_text, format_commands, format_sweep
 from bench.present.text import format_hardware, format_models, format_roofline, format_run, table
 from bench.records.key import settings_key
@@ -59,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="print a record's summary as run did")
     show.add_argument("record", type=Path)
     show.add_argument("--json", action="store_true")
+    show.add_argument("--steps", action="store_true", help="each denoising step's time beside the clocks, power, "
+                      "memory and slowdowns sampled while it ran")
     sm = sub.add_parser("submit", help="check records and file them into the results registry")
     sm.add_argument("records", nargs="+", type=Path, metavar="RECORD")
     sm.add_argument("--results", type=Path, default=Path("results"), help="the registry folder (default ./results)")
@@ -183,7 +187,17 @@ def _print_record(record, path: Path, as_json: bool) -> None:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    _print_record(load_checked(args.record), args.record, args.json)
+    record = load_checked(args.record)
+    if args.steps:
+        rows = steps.profile(record)
+        if args.json:
+            print(json.dumps({"steps": [dataclasses.asdict(r) for r in rows],
+                              "steady": dataclasses.asdict(d) if (d := steps.diagnose(rows)) else None},
+                             sort_keys=True))
+        else:
+            print(format_steps(rows, steps.diagnose(rows)))
+        return 0
+    _print_record(record, args.record, args.json)
     return 0
 
 
