@@ -285,3 +285,17 @@ def _number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def test_csv_and_json_never_carry_a_raw_control_or_bidi_character(tmp_path, monkeypatch):
+    # a file name holding an escape sequence (clears the screen), a right-to-left override and a newline
+    name = "a\x1b[2Jb\u202ec\nd.json"
+    forge.write(tmp_path, name, forge.record([10.0, 11.0, 12.0]))
+    monkeypatch.chdir(tmp_path)
+    result = compare([name], allow_toy=True)
+    text = compare_format.to_csv(result)
+    cells = [cell for row in csv.reader(io.StringIO(text)) for cell in row]
+    assert any("\\x1b[2J" in c and "\\u202e" in c and "\\x0a" in c for c in cells)  # shown, as escapes
+    assert not any(ch in text for ch in ("\x1b", "\u202e")) and text.count("\n") == 2  # header + one row
+    doc = compare_format.to_json(result)
+    assert "\u202e" not in doc and "\x1b" not in doc and json.loads(doc)["rows"][0]["paths"] == [name]

@@ -598,3 +598,18 @@ def test_fleet_figure_counts_gpus_in_k_and_m_and_names_every_colour(tmp_path):
     assert len(low) == len(high) == 1 and low != high
     own, b200, rtx = (to_hex(p.get_facecolor()) for p in right.patches)
     assert b200 == rtx != own
+
+
+def test_plot_never_writes_over_a_file_or_through_a_link(run_cli, tmp_path):
+    keep = tmp_path / "keep.png"
+    keep.write_text("precious")
+    code, _, err = run_cli("fleet", "--plot", tmp_path / "keep")
+    assert code == 2 and "exists" in err and err.count("\n") == 1
+    assert keep.read_text() == "precious" and not (tmp_path / "keep.svg").exists()
+    outside = tmp_path / "elsewhere" / "out.png"
+    (tmp_path / "p2.png").symlink_to(outside)  # dangling: writing through it would create a file elsewhere
+    code, _, err = run_cli("fleet", "--plot", tmp_path / "p2")
+    assert code == 2 and not outside.exists() and not (tmp_path / "p2.svg").exists()
+    code, out, _ = run_cli("fleet", "--plot", tmp_path / "new")
+    assert code == 0 and (tmp_path / "new.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "new.svg").read_text().lstrip().startswith("<?xml")

@@ -24,8 +24,8 @@ def nearest_existing(path: Path) -> Path:
     return folder
 
 
-def write_atomic(path: Path, text: str, replace: bool = False) -> Path:
-    """Write text to path through a temporary file. Without replace, never overwrites (raises FileExistsError): the
+def write_atomic(path: Path, text: str | bytes, replace: bool = False) -> Path:
+    """Write text (or bytes, e.g. an image) to path through a temporary file. Without replace, never overwrites (raises FileExistsError): the
     file is hard-linked to its name, or on file systems without hard links the name is reserved with O_EXCL and the
     finished file renamed over that empty reservation. Any other failure is an OSError naming path itself (not the
     temporary file), nothing left behind."""
@@ -37,11 +37,11 @@ def write_atomic(path: Path, text: str, replace: bool = False) -> Path:
         raise OSError(exc.errno, exc.strerror, str(path)) from exc
 
 
-def _write(path: Path, text: str, replace: bool) -> Path:
+def _write(path: Path, text: str | bytes, replace: bool) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with (os.fdopen(fd, "wb") if isinstance(text, bytes) else os.fdopen(fd, "w", encoding="utf-8")) as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())

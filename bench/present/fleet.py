@@ -9,6 +9,7 @@ matplotlib is imported only when a plot is asked for.
 from __future__ import annotations
 
 import dataclasses
+import io
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from bench.analysis import fleet
 from bench.analysis.fleet_estimate import Estimate
 from bench.analysis.scenarios import file_format
 from bench.core.errors import UsageError
-from bench.core.files import nearest_existing, writable_ancestor
+from bench.core.files import nearest_existing, writable_ancestor, write_atomic
 from bench.core.text import shown
 from bench.present.text import table
 
@@ -165,6 +166,10 @@ def check_plot_path(path: Path) -> None:
     if writable_ancestor(path.parent) is None:
         raise UsageError(f"{where}: cannot write in {shown(str(nearest_existing(path.parent)))}; choose a writable "
                          "folder")
+    for target in (path.with_suffix(".png"), path.with_suffix(".svg")):
+        if target.exists() or target.is_symlink():  # a dangling link too: writing through it would land elsewhere
+            raise UsageError(f"{where}: {shown(str(target))} exists; t2vbench never writes over a file (or through a "
+                             "link): choose another name or remove it")
 
 
 def _count(x: float, _pos: object = None) -> str:
@@ -247,8 +252,9 @@ def figure(est: Estimate):
 def plot(path: Path, est: Estimate) -> list[Path]:
     """A tornado of the sensitivity and the peak fleet per hardware class; writes PNG and SVG. Returns the paths."""
     fig = figure(est)
-    path.parent.mkdir(parents=True, exist_ok=True)
     paths = [path.with_suffix(".png"), path.with_suffix(".svg")]
-    for p in paths:
-        fig.savefig(p, dpi=120)
+    for p in paths:  # drawn in memory, then written as every output is: atomically, never over a file or a link
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=p.suffix[1:], dpi=120)
+        write_atomic(p, buffer.getvalue())
     return paths

@@ -140,7 +140,9 @@ def row_dict(row: Row) -> dict[str, Any]:
 def to_json(c: Comparison) -> str:
     doc = {"baseline": c.baseline, "scenario": c.scenario.name, "rows": [row_dict(r) for r in c.rows],
            "notes": notes(c), "skipped": list(c.skipped), "hidden_toy_records": c.hidden_toy_records}
-    return json.dumps(doc, sort_keys=True, allow_nan=False, ensure_ascii=False)
+    # ensure_ascii: every character outside ASCII (a bidi override, a zero-width joiner) is written as \\uNNNN, so the
+    # document shown in a terminal is inert; json already escapes the C0 controls
+    return json.dumps(doc, sort_keys=True, allow_nan=False, ensure_ascii=True)
 
 
 def to_csv(c: Comparison) -> str:
@@ -158,8 +160,11 @@ def to_csv(c: Comparison) -> str:
 
 
 def _inert(value: object) -> object:
-    """A text cell a spreadsheet would run as a formula (it begins with = + - @, a tab or a carriage return) gets a
-    leading apostrophe, the convention spreadsheets honour (OWASP's CSV injection advice); numbers stay numbers."""
-    if isinstance(value, str) and value.startswith(("=", "+", "-", "@", "\t", "\r")):
-        return "'" + value
-    return value
+    """A text cell made inert: its control and bidi characters written as visible escapes (a tab or carriage return
+    included, so no cell can begin with one), and a cell a spreadsheet would run as a formula (it begins with = + - @)
+    given a leading apostrophe, the convention spreadsheets honour (OWASP's CSV injection advice); numbers stay
+    numbers."""
+    if not isinstance(value, str):
+        return value
+    value = clean(value)  # escape sequences, newlines, bidi overrides: shown as escapes, never acted on
+    return "'" + value if value.startswith(("=", "+", "-", "@", "\t", "\r")) else value
