@@ -179,3 +179,23 @@ def test_a_worker_ended_by_the_users_signal_is_an_interruption_not_a_bug(tmp_pat
     # without a signal the same crash is ours, shown as a traceback
     with pytest.raises(RuntimeError, match="worker failed before any generation finished"):
         _finish(messages, Journal(tmp_path / "k.journal.jsonl"), tmp_path, "stem", "failed", [])
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    (lambda msgs: [msgs[0]], "no generation finished"),  # a header alone
+    (lambda msgs: [m if m.kind != "generation" or m.index != 1 else m.model_copy(update={"latency_s": -1.0})
+                   for m in msgs], "latency_s"),
+])
+def test_every_recover_refusal_names_its_journal(run_cli, tmp_path, edit, fragment):
+    path = _journal(tmp_path, edit(_messages_of(load_record(GOLDEN))))
+    code, _, err = run_cli("recover", path)
+    assert code == 2 and err.count("\n") == 1 and str(path) in err and fragment in err, err
+    assert not (tmp_path / "run-x.json").exists() and path.exists()
+
+
+def test_recover_never_writes_over_a_record_and_names_no_temporary_file(run_cli, tmp_path):
+    path = _journal(tmp_path, _messages_of(load_record(GOLDEN)))
+    (tmp_path / "run-x.json").write_text("kept")
+    code, _, err = run_cli("recover", path)
+    assert code == 2 and "exists already" in err and ".tmp" not in err
+    assert (tmp_path / "run-x.json").read_text() == "kept" and path.exists()

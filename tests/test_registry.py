@@ -146,3 +146,16 @@ def test_step_times_must_add_up_to_the_denoise_stage(tmp_path):
     data["generations"][0]["step_s"] = [1e-7] * len(data["generations"][0]["step_s"])  # steps far below their stage
     with pytest.raises(UsageError, match="step_s adds up to .* but denoise_s is"):
         parse_record(json.dumps(data))
+
+
+def test_a_place_that_cannot_be_written_refuses_that_record_and_files_the_others(run_cli, tmp_path):
+    genuine = sorted((Path(__file__).resolve().parent.parent / "results" / "nvidia-h100-80gb-hbm3").glob("*/*/*.json"))
+    compiled = next(p for p in genuine if "compile" in str(p))
+    registry = tmp_path / "reg"
+    blocked = registry / "nvidia-h100-80gb-hbm3" / "wan2.1-t2v-1.3b" / compiled.parent.name
+    blocked.parent.mkdir(parents=True)
+    blocked.write_text("a file where the settings key's folder must be")
+    code, out, err = run_cli("submit", "--results", registry, *genuine)
+    assert code == 2
+    assert out.count("filed ") == 2 and err.count("refused ") == 1 and "could not be written" in err
+    assert compiled.name in err and blocked.read_text().startswith("a file")

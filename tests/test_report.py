@@ -443,3 +443,11 @@ def test_the_page_opens_with_the_headline_table(tmp_path):
     assert "h100-sxm" in cells and "factorial-2024 as published" in cells
     assert {"720k", "$21.6B", "504 MW"} <= set(cells)
     assert any(c.startswith("predicted;") for c in cells)
+
+
+def test_a_dangling_link_at_the_output_is_refused_as_existing(tmp_path):
+    out = tmp_path / "r.html"
+    out.symlink_to(tmp_path / "elsewhere" / "r.html")
+    with pytest.raises(UsageError, match="exists \\(a link\\)"):
+        write_report(["results"], out)
+    assert not (tmp_path / "elsewhere").exists()

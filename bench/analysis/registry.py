@@ -117,7 +117,13 @@ def submit(paths: list[Path], root: Path, allow_toy: bool = False) -> list[Filed
             out.append(Filed(source, None, f"{link} is a symbolic link: t2vbench files records only inside "
                                            f"{root}; replace the link with a folder"))
             continue
-        path = write_new(target, record_json(record))
+        try:
+            path = write_new(target, record_json(record))
+        except OSError as exc:  # this record's place cannot be written (a file where a folder must be, no room):
+            # refused with the reason, and the records after it are still judged and filed
+            where = exc.filename or target
+            out.append(Filed(source, None, f"could not be written to {where}: {exc.strerror or exc}"))
+            continue
         ids.add(record.run_id)
         hashes.add(digest)
         out.append(Filed(source, path, note="filed under toy/: not used by fleet or compare" if record.is_toy

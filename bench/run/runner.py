@@ -346,13 +346,17 @@ def recover(journal_path: str | Path, judge: Callable[[ResultRecord], list[str]]
     reason = failure_reason(state)
     if reason is None and any(w.done is None for w in state.workers.values()):
         reason = "recovered from its journal: the run ended before writing its record (was t2vbench killed?)"
-    record = build_record(state, reason)
+    try:
+        record = build_record(state, reason)
+    except UsageError as exc:  # every refusal names the journal it is about
+        raise UsageError(f"{journal_path}: {exc}; nothing was written") from None
     record = record.model_copy(update={"warnings": [*record.warnings, f"recovered from {journal_path.name} by "
                                                     "t2vbench recover"]})
     problems = judge(record)
     if problems:
         raise UsageError(f"{journal_path}: {problems[0]}: a journal is checked as a record is; nothing was written")
-    stem = journal_path.name.removesuffix(".journal.jsonl")
-    path = write_new(journal_path.parent / f"{stem}.json", record_json(record))
+    if done.exists() or done.is_symlink():
+        raise UsageError(f"{journal_path}: its record {done} exists already; move it away to recover again")
+    path = write_new(done, record_json(record))
     journal_path.unlink()
     return Outcome(record=record, path=path.resolve(), exit_code=0)

@@ -51,8 +51,8 @@ def _numbers(s: Any) -> list[str]:
         value = getattr(s, key)
         lines.append(f"# {key}: {_allowed(key)}")
         if key == "peak_to_average":
-            lines += [f"# give it OR hourly_profile below, not both; the preset's is {value:g}",
-                      f"# peak_to_average = {_value(value)}", "", *_profile()]
+            lines += [f"# give it OR hourly_profile below, not both (the preset's {value:g}, so the file sizes the "
+                      "preset's fleet as written)", f"peak_to_average = {_value(value)}", "", *_profile()]
         elif value is None:
             lines.append(f"# {key} = ...   (optional: left out, the catalogue's figure for the class is used)")
         else:
@@ -66,9 +66,9 @@ def _profile() -> list[str]:
     return [f"# hourly_profile: {HOURS} shares of a day's demand, one per hour from 00-01, each in [0, 1], summing",
             f"# to 1 (within {SHARE_TOLERANCE:g}); then peak_to_average = {HOURS} x the largest share.",
             f"# EXAMPLE of the form, not data: a quiet night and an evening peak ({HOURS} x {max(EXAMPLE_PROFILE):g} "
-            f"= {peak:g} peak-to-average).", "# Replace it with your own day.",
-            "hourly_profile = [", "  " + ", ".join(f"{v:g}" for v in EXAMPLE_PROFILE[:12]) + ",   # 00-12",
-            "  " + ", ".join(f"{v:g}" for v in EXAMPLE_PROFILE[12:]) + ",   # 12-24", "]"]
+            f"= {peak:g} peak-to-average). To use a day of your own, delete peak_to_average above and uncomment:",
+            "# hourly_profile = [", "#   " + ", ".join(f"{v:g}" for v in EXAMPLE_PROFILE[:12]) + ",   # 00-12",
+            "#   " + ", ".join(f"{v:g}" for v in EXAMPLE_PROFILE[12:]) + ",   # 12-24", "# ]"]
 
 
 def _tables(s: Any) -> list[str]:
@@ -117,7 +117,8 @@ def template_text() -> str:
         "# A t2vbench demand scenario. Size a fleet from it: t2vbench fleet --scenario THIS-FILE.toml",
         "# (`t2vbench fleet --explain` prints the model and every field's check).",
         f"# The numbers are the {PRESET} preset's (source below), so as written it sizes that published fleet; the",
-        "# hourly_profile and [[requests]] are examples of the form only. Lines starting '#' are comments.",
+        "# [[requests]] (costed only by `estimate` and `fleet --predict`) and the commented hourly_profile are",
+        "# examples of the form only. Lines starting '#' are comments.",
         "",
         "# name: a slug of a-z, 0-9, '.', '_' or '-' (at most 64 characters)",
         'name = "my-scenario"',
@@ -143,7 +144,7 @@ def write_template(path: str | None) -> Path | None:
         raise UsageError(f"{where}: give a file name ending in .toml (a bare name is read back as a preset name)")
     if target.is_dir():
         raise UsageError(f"{where}: is a folder; give a file name such as {shown(str(target / 'my-scenario.toml'))}")
-    if target.exists():
+    if target.exists() or target.is_symlink():  # a dangling link too: writing through it would land elsewhere
         raise UsageError(f"{where}: exists; choose another name (a template never replaces a file)")
     try:
         return write_atomic(target, template_text())

@@ -38,8 +38,9 @@ def check_out(out: Path, force: bool) -> None:
     where = f"-o {shown(str(out))}"
     if out.is_dir():
         raise UsageError(f"{where}: is a folder; give a file name such as {shown(str(out / 'report.html'))}")
-    if out.exists() and not force:
-        raise UsageError(f"{where}: exists; choose another name or pass --force to replace it")
+    if (out.exists() or out.is_symlink()) and not force:  # a dangling link too: it names a file elsewhere
+        raise UsageError(f"{where}: exists{' (a link)' if out.is_symlink() else ''}; choose another name or pass "
+                         "--force to replace it")
     if writable_ancestor(out.parent) is None:
         raise UsageError(f"{where}: cannot write in {shown(str(nearest_existing(out.parent)))}; choose a writable "
                          "folder")
