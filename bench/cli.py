@@ -264,7 +264,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     paths = args.results or ["results"]
     if args.validate:
-        cases, summary = run_validate(paths, args.calibration)
+        cases, summary, skipped = run_validate(paths, args.calibration)
+        for line in skipped:  # stderr, so the document on stdout stays whole
+            print(f"t2vbench: skipped: {clean(line)}", file=sys.stderr)
         print(json.dumps(validation_json(cases, summary), sort_keys=True) if args.json else
               format_validation(cases, summary))
         return 0

@@ -296,11 +296,13 @@ def _results(tmp_path, guidances=(5.0, 5.0, 5.0), scales=(1.0, 2.0, 4.0), spec="
 def test_fleet_from_a_results_folder_takes_the_median_and_skips_what_is_not_a_record(run_cli, tmp_path):
     values = _results(tmp_path)
     (tmp_path / "notes.json").write_text("{}")
+    (tmp_path / "cut.json").write_text('{"schema_version": 4')
     d = _fleet_json(run_cli, "--results", tmp_path, "--model", "custom-dit", "--hardware", "h100-sxm")
     assert d["throughput"]["video_min_per_gpu_hour"] == pytest.approx(sorted(values)[1])
     assert d["throughput"]["kind"] == "results" and d["throughput"]["measured"] is True
     assert d["throughput"]["settings_key"] == settings_key(load_record(tmp_path / "r0.json"))
-    assert any("skipped 1 file(s) that are not valid records" in w for w in d["warnings"])
+    skipped = [w for w in d["warnings"] if w.startswith("skipped ")]  # one line per file, naming it
+    assert len(skipped) == 2 and any("notes.json" in w for w in skipped) and any("cut.json" in w for w in skipped)
 
 
 def test_results_of_several_settings_are_never_merged(run_cli, tmp_path):

@@ -512,3 +512,9 @@ def test_several_published_systems_enter_as_their_median_with_their_spread(tmp_p
     p = predict(request("wan2.2-t2v-a14b", "mi355x", preset="mlperf-v6"), evidence)
     assert p.rung == "published" and p.seconds_per_video.value == pytest.approx(200.0)
     assert p.error_interval == pytest.approx((200 / 300 - 1, 200 / 100 - 1))
+
+
+def test_validate_says_which_files_it_could_not_use(run_cli, tmp_path):
+    (tmp_path / "broken.json").write_text("{")
+    code, out, err = run_cli("predict", "--validate", "--results", tmp_path, "--results", REFERENCES)
+    assert code == 0 and "broken.json" in err and err.startswith("t2vbench: skipped:") and err.count("\n") == 1

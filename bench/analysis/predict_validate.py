@@ -56,10 +56,12 @@ class Case:
 
 
 def run_validate(paths: Sequence[str | Path], calibration_files: Sequence[str | Path] = ()
-                 ) -> tuple[list[Case], dict[str, Any]]:
-    """The cases and their summary from the evidence under paths. Raises UsageError for a path that does not exist."""
-    cases = validate(ev.gather(paths, calibration_files))
-    return cases, summary(cases)
+                 ) -> tuple[list[Case], dict[str, Any], tuple[str, ...]]:
+    """The cases, their summary and the files that could not be used (one line each) from the evidence under paths.
+    Raises UsageError for a path that does not exist."""
+    evidence = ev.gather(paths, calibration_files)
+    cases = validate(evidence)
+    return cases, summary(cases), evidence.skipped
 
 
 def validate(evidence: ev.Evidence) -> list[Case]:

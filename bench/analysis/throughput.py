@@ -247,8 +247,7 @@ def from_results(root: str, model: str, class_id: str, settings: str | None = No
     if not complete:
         raise UsageError(f"no complete {what}: run and submit one first")
     warnings = [w for p, r in complete for w in _trust(r, f"record {shown(p.name)}", allow_toy)]
-    if bad:
-        warnings.append(f"skipped {len(bad)} file(s) that are not valid records, e.g. {bad[0]}")
+    warnings += [f"skipped {line}" for line in bad]  # one line per file, as every reader of many files says it
     if len(matching) > len(complete):
         warnings.append(f"skipped {len(matching) - len(complete)} incomplete record(s)")
     groups: dict[str, list[ResultRecord]] = {}
