@@ -224,7 +224,8 @@ def _per_class(ax, classes: list[dict[str, Any]]) -> None:
     ax.set_ylabel("peak fleet (GPUs, log scale; k = thousand, M = million)")
     ax.set_xlabel("hardware class")
     ax.set_title("peak fleet per class")
-    ax.tick_params(axis="x", rotation=45)
+    for label in ax.get_xticklabels():  # anchored at the tick's end so long class names do not run into each other
+        label.set(rotation=45, ha="right", rotation_mode="anchor")
     ax.legend(handles=[Patch(color=OWN_CLASS, label="the throughput's own class"),
                        Patch(color=SCALED_CLASS, label="scaled by peak bf16 FLOP/s"), *lines],
               loc="upper left", fontsize=8)
