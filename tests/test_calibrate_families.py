@@ -144,17 +144,23 @@ def test_a_v1_record_migrates_with_its_figures_moved_not_changed():
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["tiny-hunyuanvideo", "tiny-cogvideox", "tiny-ltx"])
 def test_a_calibration_predicts_a_full_cpu_run_within_a_loose_bound(tmp_path, run_cli, model):
-    """calibrate, then run, in one process (load alike), then predict the run from the calibration alone. On tiny
-    models a run's stages carry pipeline overhead (tokenizing, the scheduler, Python) that no block shows, and this
-    shared machine is noisy: measured errors were -50% to +110%; the bound only catches a prediction off by 10x
-    (a stage left out, a unit wrong)."""
-    cal = calibrate(CalibrateConfig(model=model, device="cpu", repeats=3, out_dir=tmp_path / "cal"))
-    code, _, err = run_cli("run", model, "--device", "cpu", "--repeats", "3", "--out", tmp_path / "run")
-    assert code == 0, err
-    (path,) = [p for p in (tmp_path / "run").glob(f"{model}-*.json") if "journal" not in p.name]
-    measured = load_record(path)
-    prediction, _ = run_predict(model, measured.hardware_class, [], [cal.path])
-    assert prediction.rung == "calibration"
-    ratio = prediction.seconds_per_video.value / measured.summary.latency_mean_s
-    print(f"{model}: predicted / measured = {ratio:.3f}")
-    assert 0.1 < ratio < 10
+    """calibrate, then run, twice over in one process (load alike), then predict the run from a calibration alone;
+    the faster of each pair is compared, since this shared 2-core machine has spells tens of times slower than its
+    usual pace that a calibration or a run may fall into. On tiny models a run's stages also carry pipeline overhead
+    (tokenizing, the scheduler, Python) that no block shows. Measured outside spells: predicted / measured 0.79 to
+    0.80 (HunyuanVideo, CogVideoX), 0.79 to 1.56 (LTX); the bound only catches a prediction off by 10x (a stage
+    left out, a unit wrong)."""
+    predicted, measured = [], []
+    for k in range(2):
+        cal = calibrate(CalibrateConfig(model=model, device="cpu", repeats=3, out_dir=tmp_path / f"cal{k}"))
+        code, _, err = run_cli("run", model, "--device", "cpu", "--repeats", "3", "--out", tmp_path / f"run{k}")
+        assert code == 0, err
+        (path,) = [p for p in (tmp_path / f"run{k}").glob(f"{model}-*.json") if "journal" not in p.name]
+        record = load_record(path)
+        prediction, _ = run_predict(model, record.hardware_class, [], [cal.path])
+        assert prediction.rung == "calibration"
+        predicted.append(prediction.seconds_per_video.value)
+        measured.append(record.summary.latency_mean_s)
+    ratio = min(predicted) / min(measured)
+    print(f"{model}: predicted / measured = {ratio:.3f} (predicted {predicted}, measured {measured})")
+    assert 0.1 < ratio < 10, (predicted, measured)
