@@ -81,8 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     roof.add_argument("--json", action="store_true")
     hw = sub.add_parser("hardware", help="the hardware classes and their figures, with sources")
     hw.add_argument("--json", action="store_true")
-    cal = sub.add_parser("calibrate", help="time one block (attention and the rest), the text encoder and a VAE "
-                         "decode of MODEL at its shapes, random weights, without building the whole model")
+    cal = sub.add_parser("calibrate", help="time one block of each kind (attention and the rest), the text encoders "
+                         "and a VAE decode of MODEL at its shapes, random weights, without building the whole model "
+                         "(Wan, HunyuanVideo, CogVideoX, LTX-Video)")
     cal.add_argument("model")
     cal.add_argument("--device", help="auto | cpu | cuda | cuda:N (default auto)")
     cal.add_argument("--dtype", help="auto | float32 | bfloat16 | float16 (auto: bf16 on GPU, fp32 on CPU)")

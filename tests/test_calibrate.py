@@ -1,4 +1,4 @@
-"""t2vbench calibrate: tiny Wan models on the CPU, blocks timed at the pipeline's shapes, the record strict.
+"""t2vbench calibrate: tiny models on the CPU, blocks timed at the pipeline's shapes, the record strict.
 
 Expected values come from the spec and hand arithmetic (shapes, calls, weights from a meta-device parameter count,
 medians by sorting, predictions as rest + L x block) or from a fake clock at the library boundary (time), never from
@@ -50,7 +50,7 @@ def _median(values):
 
 
 def _stacks(record):
-    return [*record.denoisers, record.text_encoder]
+    return [*record.denoisers, *record.text_encoders]
 
 
 def test_the_record_loads_strictly_and_says_where_it_was_made(tiny):
@@ -74,9 +74,11 @@ def test_parts_run_at_the_pipelines_shapes(tiny, two_experts):
         for expert in record.denoisers:
             assert expert.input_shape == [1, 16, 3, 4, 4]
             assert expert.calls == 2  # guidance > 1: WanPipeline calls the transformer for prompt and negative prompt
-            assert (expert.layers, expert.attention_modules) == (2, ["attn1", "attn2"])
-        assert record.text_encoder.input_shape == [1, 16]  # one prompt, padded to max_sequence_length
-        assert record.text_encoder.calls == 2
+            assert [(k.blocks, k.layers, k.attention_modules) for k in expert.kinds] == [
+                ("blocks", 2, ["attn1", "attn2"])]
+        text = record.text_encoders[0]
+        assert len(record.text_encoders) == 1 and text.input_shape == [1, 16]  # padded to max_sequence_length
+        assert text.calls == 2 and text.kinds[0].blocks == "encoder.block"
         assert record.vae_decode.latent_shape == [1, 16, 3, 4, 4]
     assert [d.component for d in two_experts.record.denoisers] == ["transformer", "transformer_2"]
 
@@ -84,26 +86,28 @@ def test_parts_run_at_the_pipelines_shapes(tiny, two_experts):
 def test_figures_are_positive_and_follow_from_the_repeats(tiny, two_experts):
     for record in (tiny.record, two_experts.record):
         raw = json.loads(record.model_dump_json())
-        for stack in [*raw["denoisers"], raw["text_encoder"]]:
+        for stack in [*raw["denoisers"], *raw["text_encoders"]]:
             assert len(stack["samples"]) == 2
-            block = _median([sum(x["block_s"]) / 2 for x in stack["samples"]])
-            attention = _median([sum(x["attention_s"]) / 2 for x in stack["samples"]])
-            rest = _median([x["forward_s"] - sum(x["block_s"]) for x in stack["samples"]])
-            assert stack["block_s"] == pytest.approx(block, rel=1e-12) and block > 0
-            assert stack["attention_s"] == pytest.approx(attention, rel=1e-12) and attention > 0
+            (kind,) = stack["kinds"]
+            block = _median([sum(x["block_s"][0]) / 2 for x in stack["samples"]])
+            attention = _median([sum(x["attention_s"][0]) / 2 for x in stack["samples"]])
+            rest = _median([x["forward_s"] - sum(x["block_s"][0]) for x in stack["samples"]])
+            assert kind["block_s"] == pytest.approx(block, rel=1e-12) and block > 0
+            assert kind["attention_s"] == pytest.approx(attention, rel=1e-12) and attention > 0
             assert stack["rest_s"] == pytest.approx(rest, rel=1e-12, abs=1e-15) and rest >= 0
-            assert stack["attention_s"] + stack["other_s"] == pytest.approx(stack["block_s"], rel=1e-12)
-            assert stack["other_s"] >= 0
+            assert kind["attention_s"] + kind["other_s"] == pytest.approx(kind["block_s"], rel=1e-12)
+            assert kind["other_s"] >= 0
         vae = raw["vae_decode"]
         assert vae["decode_s"] == pytest.approx(_median(vae["samples_s"]), rel=1e-12) and vae["decode_s"] > 0
 
 
 def test_the_prediction_is_rest_plus_layers_times_block(two_experts):
     raw = json.loads(two_experts.record.model_dump_json())
-    for stack, model in zip([*raw["denoisers"], raw["text_encoder"]], _stacks(two_experts.record)):
+    for stack, model in zip([*raw["denoisers"], *raw["text_encoders"]], _stacks(two_experts.record)):
+        (kind,) = stack["kinds"]
         for layers in (1, 2, 40):
-            assert model.forward_s(layers) == pytest.approx(stack["rest_s"] + layers * stack["block_s"], rel=1e-12)
-        hand = stack["calls"] * (stack["rest_s"] + stack["layers"] * stack["block_s"])
+            assert model.forward_s([layers]) == pytest.approx(stack["rest_s"] + layers * kind["block_s"], rel=1e-12)
+        hand = stack["calls"] * (stack["rest_s"] + kind["layers"] * kind["block_s"])
         assert model.predicted_s == pytest.approx(hand, rel=1e-12)
         difference = _median(stack["plain_2_blocks_s"]) - _median(stack["plain_1_block_s"])
         assert model.block_by_difference_s == pytest.approx(difference, rel=1e-12, abs=1e-15)
@@ -114,7 +118,7 @@ def test_whole_weights_equal_a_count_on_the_meta_device(tiny):
     params = count_params_meta(load_spec("tiny-wan"))
     record = tiny.record
     assert record.denoisers[0].whole_weights_bytes == params["transformer"] * 4  # float32
-    assert record.text_encoder.whole_weights_bytes == params["text_encoder"] * 4
+    assert record.text_encoders[0].whole_weights_bytes == params["text_encoder"] * 4
     assert record.vae_decode.weights_bytes == params["vae"] * 4
     assert record.whole_weights_bytes == (params["transformer"] + params["text_encoder"] + params["vae"]) * 4
 
@@ -127,11 +131,12 @@ def test_hooks_split_the_forward_as_a_fake_clock_says(tmp_path_factory, monkeypa
     ticks = iter(range(10**9))
     monkeypatch.setattr(calibrate_mod, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks) / 1000))
     record = _calibrate(tmp_path_factory, "tiny-wan", repeats=1).record
-    expert, text = record.denoisers[0], record.text_encoder
-    assert (expert.block_s, expert.attention_s, expert.other_s, expert.rest_s) == pytest.approx((5e-3, 2e-3, 3e-3, 3e-3))
-    assert (text.block_s, text.attention_s, text.other_s, text.rest_s) == pytest.approx((3e-3, 1e-3, 2e-3, 3e-3))
+    (expert,), (text,) = record.denoisers, record.text_encoders
+    e, t = expert.kinds[0], text.kinds[0]
+    assert (e.block_s, e.attention_s, e.other_s, expert.rest_s) == pytest.approx((5e-3, 2e-3, 3e-3, 3e-3))
+    assert (t.block_s, t.attention_s, t.other_s, text.rest_s) == pytest.approx((3e-3, 1e-3, 2e-3, 3e-3))
     assert expert.predicted_s == pytest.approx(2 * (3e-3 + 2 * 5e-3))
-    assert expert.forward_s(30) == pytest.approx(3e-3 + 30 * 5e-3)
+    assert expert.forward_s([30]) == pytest.approx(3e-3 + 30 * 5e-3)
     assert expert.block_by_difference_s == 0 and record.vae_decode.decode_s == pytest.approx(1e-3)
     assert any("only 1 repeat" in w for w in record.warnings)
     assert any("by the difference of the 1- and 2-block builds" in w for w in record.warnings)
@@ -140,7 +145,7 @@ def test_hooks_split_the_forward_as_a_fake_clock_says(tmp_path_factory, monkeypa
 def test_guidance_one_and_an_attention_backend(tmp_path_factory):
     record = _calibrate(tmp_path_factory, "tiny-wan", repeats=1, overrides={"guidance_scale": 1.0},
                         attention_backend="native").record
-    assert record.denoisers[0].calls == 1 and record.text_encoder.calls == 1  # no negative prompt pass
+    assert record.denoisers[0].calls == 1 and record.text_encoders[0].calls == 1  # no negative prompt pass
     assert record.settings.options == {"attention_backend": "native"}
     assert matching(record, record.hardware_class, "float32", {}) is not None
     assert matching(record, record.hardware_class, "float32", {"attention_backend": "native"}) is None
@@ -162,15 +167,17 @@ def test_the_matcher_refuses_another_class_dtype_options_or_model(tiny):
 def test_other_versions_kinds_and_forged_figures_are_refused(tiny, tmp_path):
     data = json.loads(tiny.path.read_text())
     cases = {
-        "upgrade t2vbench": {**data, "schema_version": 2},
+        "upgrade t2vbench": {**data, "schema_version": 3},
         "calibrate again": {**data, "schema_version": 0},
         "field 'created_utc'": {**data, "created_utc": "yesterday"},
         "field 'extra'": {**data, "extra": 1},
-        "does not follow from the samples": {**data, "text_encoder": {**data["text_encoder"], "block_s": 1.0}},
+        "does not follow from the samples": {**data, "text_encoders": [
+            {**data["text_encoders"][0], "kinds": [{**data["text_encoders"][0]["kinds"][0], "block_s": 1.0}]}]},
+        "rest_s 9.0 does not follow": {**data, "denoisers": [{**data["denoisers"][0], "rest_s": 9.0}]},
         "not the median": {**data, "vae_decode": {**data["vae_decode"], "decode_s": 99.0}},
     }
     sample = data["denoisers"][0]["samples"][0]
-    forged = {**sample, "attention_s": [x * 2 for x in sample["block_s"]]}
+    forged = {**sample, "attention_s": [[x * 2 for x in sample["block_s"][0]]]}
     stack = {**data["denoisers"][0], "samples": [forged, *data["denoisers"][0]["samples"][1:]]}
     cases["attention took longer than the block"] = {**data, "denoisers": [stack]}
     for message, bad in cases.items():
@@ -185,7 +192,7 @@ def test_other_versions_kinds_and_forged_figures_are_refused(tiny, tmp_path):
 
 
 @pytest.mark.parametrize(("model", "fields", "message"), [
-    ("tiny-cogvideox", {}, "does not support the cogvideox family"),
+    ("tiny-mochi", {}, "does not support the mochi family .* real tokens"),
     ("tiny-wan", {"repeats": 0}, "--repeats 0"),
     ("tiny-wan", {"dtype": "float64"}, "--dtype float64"),
     ("tiny-wan", {"device": "tpu"}, "--device tpu"),
@@ -211,13 +218,15 @@ def test_cli_prints_the_figures_and_writes_the_record(run_cli, tmp_path):
     assert code == 0 and set(summary["denoisers"]) == {"transformer", "transformer_2"}
     assert summary["whole_model_built"] is False
     expert = summary["denoisers"]["transformer"]
-    assert expert["step_s"] == pytest.approx(expert["calls"] * (expert["rest_s"] + expert["layers"] * expert["block_s"]))
+    kind = expert["kinds"]["blocks"]
+    assert expert["step_s"] == pytest.approx(expert["calls"] * (expert["rest_s"] + kind["layers"] * kind["block_s"]))
     assert load_calibration(summary["calibration"]).denoisers[0].input_shape == [1, 16, 2, 4, 4]  # (5 - 1) / 4 + 1
 
 
 def test_cli_refuses_an_unsupported_family_in_one_line(run_cli, tmp_path):
-    code, out, err = run_cli("calibrate", "tiny-ltx", "--device", "cpu", "--out", tmp_path / "x")
-    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and "wan" in err
+    code, out, err = run_cli("calibrate", "tiny-mochi", "--device", "cpu", "--out", tmp_path / "x")
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "hunyuanvideo, cogvideox, ltx" in err and "ltx-video" in err
     assert not (tmp_path / "x").exists()
 
 

@@ -199,7 +199,7 @@ def _calibration(text_s: float, step_s: float, vae_s: float, options: dict | Non
     return SimpleNamespace(calibration_id="c0ffee00", spec=SimpleNamespace(name=spec.name),
                            hardware_class="nvidia-h100-80gb-hbm3", settings=SimpleNamespace(**settings),
                            denoisers=[SimpleNamespace(predicted_s=step_s)],
-                           text_encoder=SimpleNamespace(predicted_s=text_s), vae_decode=SimpleNamespace(decode_s=vae_s))
+                           text_encode_s=text_s, vae_decode=SimpleNamespace(decode_s=vae_s))
 
 
 def test_a_calibration_of_the_model_predicts_it_at_other_steps():

@@ -156,9 +156,10 @@ def record_observation(records: Sequence[ResultRecord], w: Work, r: model.Rates)
 
 
 def calibration_observation(cal: Any, w: Work, r: model.Rates) -> model.Observation:
-    """A calibration's own prediction of one video at its settings: text, each expert's steps, VAE decode."""
-    denoise = sum(steps * stack.predicted_s for steps, stack in zip(w.expert_steps, cal.denoisers))
-    text, vae = cal.text_encoder.predicted_s, cal.vae_decode.decode_s
+    """A calibration's own prediction of one video at its settings: every text encoder, each expert's steps x its
+    step (calls x (rest + the sum over its kinds of block of layers x block)), the VAE decode."""
+    denoise = sum(steps * stack.predicted_s for steps, stack in zip(w.expert_steps, cal.denoisers, strict=True))
+    text, vae = cal.text_encode_s, cal.vae_decode.decode_s
     return model.Observation(model.terms(w, r), text + denoise + vae, text, denoise, vae)
 
 

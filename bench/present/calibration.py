@@ -24,13 +24,17 @@ def _shape(shape: list[int]) -> str:
 
 
 def _stack_lines(stack: Stack, use: str) -> list[str]:
+    kinds = [f"  {stack.component if i == 0 else '':<14} {k.blocks}: block {_s(k.block_s)} = attention "
+             f"{_s(k.attention_s)} + other {_s(k.other_s)}" for i, k in enumerate(stack.kinds)]
+    whole = " + ".join(f"{k.layers} x {k.blocks}" for k in stack.kinds)
+    each = "per block" if len(stack.kinds) == 1 else "per block of each kind"
     return [
-        f"  {stack.component:<14} block {_s(stack.block_s)} = attention {_s(stack.attention_s)} + other "
-        f"{_s(stack.other_s)}; rest {_s(stack.rest_s)}; input {_shape(stack.input_shape)}",
-        f"  {'':<14} one forward of {stack.layers} blocks (rest + {stack.layers} x block) {_s(stack.forward_s())}; "
-        f"{use} ({stack.calls} x forward) {_s(stack.predicted_s)}",
+        *kinds,
+        f"  {'':<14} rest {_s(stack.rest_s)}; input {_shape(stack.input_shape)}",
+        f"  {'':<14} one forward (rest + {whole}) {_s(stack.forward_s())}; {use} ({stack.calls} x forward) "
+        f"{_s(stack.predicted_s)}",
         f"  {'':<14} check: the 2-block build less the 1-block build, without hooks: "
-        f"{_s(stack.block_by_difference_s)} per block",
+        f"{_s(stack.block_by_difference_s)} {each}",
     ]
 
 
@@ -39,7 +43,8 @@ def format_calibration(record: CalibrationRecord, path: Path | str) -> str:
     options = ", ".join(f"{k}={v}" for k, v in sorted(comparable_options(s.options).items())) or "plain"
     guidance = f"guidance {s.guidance_scale:g}" + (f"/{s.guidance_scale_2:g}" if s.guidance_scale_2 is not None
                                                    else "")
-    passes = "2 denoiser passes" if record.denoisers[0].calls == 2 else f"{record.denoisers[0].calls} denoiser pass"
+    first = record.denoisers[0]
+    passes = f"{first.calls} denoiser call{'s' if first.calls > 1 else ''} of batch {first.input_shape[0]}"
     lines = [
         f"{clean(record.spec.name)} on {clean(record.hardware_class)} ({clean(s.device)}, {s.dtype}, weights: "
         f"random, options: {clean(options)})",
@@ -51,7 +56,8 @@ def format_calibration(record: CalibrationRecord, path: Path | str) -> str:
     ]
     for expert in record.denoisers:
         lines += _stack_lines(expert, "denoise step" + (" of this expert" if len(record.denoisers) > 1 else ""))
-    lines += _stack_lines(record.text_encoder, "text encoding")
+    for encoder in record.text_encoders:
+        lines += _stack_lines(encoder, "text encoding")
     vae = record.vae_decode
     lines.append(f"  {'vae decode':<14} {_s(vae.decode_s)} (latent {_shape(vae.latent_shape)})")
     lines += [f"  warning: {clean(w)}" for w in record.warnings]
@@ -69,13 +75,16 @@ def calibration_summary(record: CalibrationRecord, path: Path | str) -> dict[str
         "whole_model_built": False,
         "whole_weights_bytes": record.whole_weights_bytes,
         "denoisers": {d.component: _stack_json(d) | {"step_s": d.predicted_s} for d in record.denoisers},
-        "text_encoder": _stack_json(record.text_encoder) | {"text_encode_s": record.text_encoder.predicted_s},
+        "text_encoders": {t.component: _stack_json(t) | {"text_encode_s": t.predicted_s}
+                          for t in record.text_encoders},
+        "text_encode_s": record.text_encode_s,
         "vae_decode_s": record.vae_decode.decode_s,
         "warnings": record.warnings,
     }
 
 
 def _stack_json(stack: Stack) -> dict[str, Any]:
-    return {"layers": stack.layers, "calls": stack.calls, "block_s": stack.block_s, "attention_s": stack.attention_s,
-            "other_s": stack.other_s, "rest_s": stack.rest_s, "forward_s": stack.forward_s(),
-            "block_by_difference_s": stack.block_by_difference_s}
+    return {"calls": stack.calls, "batch": stack.input_shape[0], "rest_s": stack.rest_s,
+            "forward_s": stack.forward_s(), "block_by_difference_s": stack.block_by_difference_s,
+            "kinds": {k.blocks: {"layers": k.layers, "block_s": k.block_s, "attention_s": k.attention_s,
+                                 "other_s": k.other_s} for k in stack.kinds}}

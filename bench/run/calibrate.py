@@ -1,16 +1,16 @@
 """`t2vbench calibrate MODEL`: time a model's own parts at its own shapes, with random weights, on one device.
 
-The denoiser (each expert of a two-expert model) and the text encoder are built from the spec's config with 1 and
-with 2 of their blocks, never the whole model, so a model calibrates wherever one of its blocks fits. Each runs at
-the input shapes its pipeline would give it at the chosen settings: WanPipeline calls the transformer twice per step
-with classifier-free guidance (prompt, then negative prompt, batch 1 each) and encodes both prompts one at a time.
-The VAE is built whole and decodes one latent of the real shape (VAE tiling, a serving option, is not modelled).
-Every timed call follows a warm-up and is bracketed by device synchronization; what is measured and how it is kept:
-bench.records.calibration.
+The denoiser (each expert of a two-expert model) and each text encoder are built from the spec's config with 1 and
+with 2 blocks of each kind of block they have (HunyuanVideo's transformer has two kinds: double- and single-stream),
+never the whole model, so a model calibrates wherever one of its blocks fits. Each runs at the input shapes its
+pipeline would give it at the chosen settings (bench.run.calibrate_shapes: the latent, guidance as two calls or a
+batch of 2, the text lengths). The VAE is built whole and decodes one latent of the real shape (VAE tiling, a
+serving option, is not modelled). Every timed call follows a warm-up and is bracketed by device synchronization;
+what is measured and how it is kept: bench.records.calibration.
 
-Families calibrated: those in FAMILIES (Wan 2.1 and 2.2: one expert, two experts, per-token timesteps). Serving
-options: --attention-backend only (regional compilation would compile over the timing hooks; the others move or
-quantize weights, which a calibration does not model yet).
+Families calibrated: those in FAMILIES (Wan 2.1 and 2.2, HunyuanVideo, CogVideoX, LTX-Video); Mochi is refused with
+its reason. Serving options: --attention-backend only (regional compilation would compile over the timing hooks;
+the others move or quantize weights, which a calibration does not model yet).
 
 torch, diffusers and transformers are imported inside the functions that measure: the CLI imports this module and
 must not load torch before a calibration is asked for.
@@ -31,7 +31,9 @@ from bench import __version__
 from bench.core.errors import UsageError
 from bench.core.specs import Settings, Spec, check_settings, load_spec, preset_settings, spec_names
 from bench.records.calibration import (
+    CALIBRATION_VERSION,
     MAX_REPEATS,
+    BlockKind,
     CalibrationRecord,
     CalibrationSettings,
     Sample,
@@ -43,54 +45,26 @@ from bench.records.calibration import (
 )
 from bench.records.schema import SpecRef
 from bench.run import environment
+from bench.run.calibrate_shapes import (
+    FAMILIES,
+    REFUSED,
+    STACKS,
+    Geometry,
+    Kind,
+    blocks_of,
+    denoiser_call,
+    geometry,
+    guided,
+    text_encoders,
+    text_inputs,
+)
 from bench.run.runner import DEFAULT_OUT, DEVICES, DTYPES, check_out_dir
+
+__all__ = ["FAMILIES", "CalibrateConfig", "Calibration", "calibrate", "prepare"]
 
 DEFAULT_REPEATS = 3
 WARMUP = 1  # untimed calls before each build's timed ones (CUDA context, kernel choice, allocator)
 Sync = Callable[[], None]
-
-
-@dataclasses.dataclass(frozen=True)
-class Blocks:
-    """Where a stacked class keeps its block count, its blocks and the attention modules inside each block."""
-
-    layers_key: str  # the config field
-    blocks: str  # attribute path of the ModuleList
-    attention: tuple[str, ...]  # module paths inside one block
-
-
-STACKS = {
-    "WanTransformer3DModel": Blocks("num_layers", "blocks", ("attn1", "attn2")),
-    "UMT5EncoderModel": Blocks("num_layers", "encoder.block", ("layer.0.SelfAttention",)),
-}
-
-
-def _wan_denoiser(config: Any, latent: tuple[int, ...], s: Settings, pipeline_config: dict[str, Any],
-                  device: str, dtype: Any) -> dict[str, Any]:
-    """WanPipeline's transformer call: latents in the transformer's dtype, one timestep (or one per token with
-    expand_timesteps), the prompt's embeddings padded to max_sequence_length."""
-    import torch
-
-    _, f, h, w = latent
-    timestep: Any = torch.tensor([999], device=device)
-    if pipeline_config.get("expand_timesteps"):
-        pt, ph, pw = config.patch_size
-        timestep = torch.full((1, (f // pt) * (h // ph) * (w // pw)), 999, device=device)
-    return {"hidden_states": torch.randn(1, config.in_channels, f, h, w, device=device, dtype=dtype),
-            "timestep": timestep,
-            "encoder_hidden_states": torch.randn(1, s.max_sequence_length, config.text_dim, device=device, dtype=dtype),
-            "return_dict": False}
-
-
-def _t5_encoder(config: Any, s: Settings, device: str) -> dict[str, Any]:
-    """One prompt padded to max_sequence_length, as _get_t5_prompt_embeds tokenizes it."""
-    import torch
-
-    ids = torch.randint(0, config.vocab_size, (1, s.max_sequence_length), device=device)
-    return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
-
-
-FAMILIES = {"wan": _wan_denoiser}  # family: the denoiser's inputs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,8 +90,9 @@ def prepare(config: CalibrateConfig) -> tuple[Spec, Settings]:
     """Check every input before anything is built or written. Raises UsageError (one line, the value, the fix)."""
     spec = load_spec(config.model)
     if spec.family not in FAMILIES:
-        models = ", ".join(n for n in spec_names() if load_spec(n).family in FAMILIES)
-        raise UsageError(f"calibrate does not support the {spec.family} family ({spec.name}) yet: families "
+        why = f": {REFUSED[spec.family]}" if spec.family in REFUSED else " yet"
+        models = ", ".join(n for n in spec_names() if load_spec(n).family in FAMILIES and not load_spec(n).tiny)
+        raise UsageError(f"calibrate does not support the {spec.family} family ({spec.name}){why}; families "
                          f"calibrated: {', '.join(FAMILIES)} ({models}); use t2vbench run {spec.name}")
     settings = preset_settings(spec, config.preset).replace(**config.overrides)
     check_settings(spec, settings)
@@ -152,31 +127,27 @@ def calibrate(config: CalibrateConfig) -> Calibration:
     part = _Part(spec, settings, device, TORCH_DTYPES[dtype_name], sync, config.repeats, config.attention_backend)
     torch.manual_seed(0)
     try:
-        vae, latent = part.vae_decode()
-        passes = 2 if _guided(spec, settings) else 1
-        text_encoder = part.stack("text_encoder", passes, lambda c: _t5_encoder(c, settings, device))
-        denoisers = [part.stack(name, passes, part.denoiser_inputs(latent)) for name in _experts(spec)]
+        vae = part.vae_decode()
+        passes = 2 if guided(spec, settings) else 1  # the negative prompt is encoded apart
+        encoders = [part.stack(name, passes, part.text_inputs(name)) for name in text_encoders(spec)]
+        denoisers = [part.stack(name, denoiser_call(spec, settings).calls, part.denoiser_inputs())
+                     for name in _experts(spec)]
     except torch.OutOfMemoryError as exc:
         raise UsageError(f"{part.current} of {spec.name} did not fit on {device} even with 2 blocks "
                          f"({str(exc).splitlines()[0][:200]}); give smaller --height, --width or --frames") from None
     now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
     record = CalibrationRecord(
-        schema_version=1, kind="calibration", t2vbench_version=__version__, command=list(config.command),
+        schema_version=CALIBRATION_VERSION, kind="calibration", t2vbench_version=__version__, command=list(config.command),
         calibration_id=uuid.uuid4().hex[:12], created_utc=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         spec=SpecRef(name=spec.name, family=spec.family, pipeline=spec.pipeline, repo_id=spec.repo_id,
                      sha256=spec.sha256, tiny=spec.tiny),
         settings=CalibrationSettings(**dataclasses.asdict(settings), device=device, dtype=dtype_name,
                                      options=_applied(options), repeats=config.repeats, warmup=WARMUP),
         weights="random", hardware_class=_hardware_class(device, env), environment=env, denoisers=denoisers,
-        text_encoder=text_encoder, vae_decode=vae, warnings=quality_warnings([*denoisers, text_encoder], vae,
-                                                                             config.repeats))
+        text_encoders=encoders, vae_decode=vae, warnings=quality_warnings([*denoisers, *encoders], vae,
+                                                                          config.repeats))
     stem = f"{spec.name}-{now.strftime('%Y%m%dT%H%M%SZ')}-{record.calibration_id}.calibration.json"
     return Calibration(record, write_calibration(config.out_dir / stem, record).resolve())
-
-
-def _guided(spec: Spec, settings: Settings) -> bool:
-    """Classifier-free guidance as two passes: diffusers decides it on guidance_scale alone (both experts)."""
-    return spec.cfg_doubles_denoiser and settings.guidance_scale > 1
 
 
 def _experts(spec: Spec) -> list[str]:
@@ -217,6 +188,7 @@ class _Build:
 
     input_shape: list[int]  # of its main input
     weights_bytes: int
+    block_weights_bytes: list[int]  # one block of each kind
     plain_s: list[float]
     samples: list[Sample]
 
@@ -229,12 +201,13 @@ class _Part:
         self.spec, self.settings, self.device, self.dtype = spec, settings, device, dtype
         self.sync, self.repeats, self.attention_backend = sync, repeats, attention_backend
         self.current = "the VAE"
+        self.geometry: Geometry = geometry(spec, settings)
 
-    def vae_decode(self) -> tuple[VaeDecode, tuple[int, ...]]:
-        """One decode of the real latent; returns its timing and the latent shape (channels, frames, height, width)."""
+    def vae_decode(self) -> VaeDecode:
+        """One decode of the real latent."""
         result = self._decode()
         _free(self.device)  # the VAE went with _decode's frame
-        return result, tuple(result.latent_shape[1:])
+        return result
 
     def _decode(self) -> VaeDecode:
         import torch
@@ -242,53 +215,75 @@ class _Part:
         from bench.run.build import build_component
 
         vae = build_component(self.spec.components["vae"], self.device, self.dtype)
-        s, cfg = self.settings, vae.config
-        latent = (cfg.z_dim, (s.num_frames - 1) // cfg.scale_factor_temporal + 1,
-                  s.height // cfg.scale_factor_spatial, s.width // cfg.scale_factor_spatial)
-        z = torch.randn(1, *latent, device=self.device, dtype=self.dtype)
-        samples = _timed(lambda: vae.decode(z, return_dict=False), self.sync, self.repeats)
-        return VaeDecode(class_name=type(vae).__name__, latent_shape=[1, *latent], weights_bytes=_bytes(vae),
-                         samples_s=samples, decode_s=statistics.median(samples))
+        z = torch.randn(1, *self.geometry.latent, device=self.device, dtype=self.dtype)
+        # LTX 0.9.1+ decodes conditioned on a timestep (LTXPipeline's decode_timestep, 0 unless given)
+        extra = [torch.zeros(1, device=self.device, dtype=self.dtype)] \
+            if vae.config.get("timestep_conditioning") else []
+        samples = _timed(lambda: vae.decode(z, *extra, return_dict=False), self.sync, self.repeats)
+        return VaeDecode(class_name=type(vae).__name__, latent_shape=[1, *self.geometry.latent],
+                         weights_bytes=_bytes(vae), samples_s=samples, decode_s=statistics.median(samples))
 
-    def denoiser_inputs(self, latent: tuple[int, ...]) -> Callable[[Any], dict[str, Any]]:
-        inputs = FAMILIES[self.spec.family]
-        return lambda config: inputs(config, latent, self.settings, self.spec.pipeline_config, self.device, self.dtype)
+    def denoiser_inputs(self) -> Callable[[Any], dict[str, Any]]:
+        family, batch = FAMILIES[self.spec.family], denoiser_call(self.spec, self.settings).batch
+        return lambda config: family.inputs(config, self.geometry, self.settings, self.spec.pipeline_config, batch,
+                                            self.device, self.dtype)
+
+    def text_inputs(self, name: str) -> Callable[[Any], dict[str, Any]]:
+        class_name = self.spec.components[name]["class"].rpartition(".")[2]
+        return lambda config: text_inputs(class_name, config, self.settings, self.device)
 
     def stack(self, name: str, calls: int, inputs: Callable[[Any], dict[str, Any]]) -> Stack:
-        """A stacked component timed on its 1- and 2-block builds, one build on the device at a time."""
+        """A stacked component timed on its builds of 1 and 2 blocks of each kind, one build on the device at a
+        time."""
         entry = self.spec.components[name]
         class_name = entry["class"].rpartition(".")[2]
         if class_name not in STACKS:
             raise UsageError(f"calibrate cannot cut {name} ({class_name}) into blocks yet; it cuts "
                              f"{', '.join(STACKS)}")
-        where, layers = STACKS[class_name], int(entry["config"][STACKS[class_name].layers_key])
+        kinds, layers = STACKS[class_name], _layers(entry, STACKS[class_name])
         self.current = name
-        one = self._time_build(entry, where, 1, inputs)
+        one = self._time_build(entry, kinds, 1, inputs)
         _free(self.device)
-        two = self._time_build(entry, where, 2, inputs)
+        two = self._time_build(entry, kinds, 2, inputs)
         _free(self.device)
-        return Stack(component=name, class_name=class_name, layers=layers, calls=calls, input_shape=two.input_shape,
-                     attention_modules=list(where.attention), block_weights_bytes=two.weights_bytes - one.weights_bytes,
-                     rest_weights_bytes=2 * one.weights_bytes - two.weights_bytes, samples=two.samples,
-                     plain_1_block_s=one.plain_s, plain_2_blocks_s=two.plain_s, **stack_figures(two.samples))
+        figures = stack_figures(two.samples)
+        return Stack(component=name, class_name=class_name, calls=calls, input_shape=two.input_shape,
+                     kinds=[BlockKind(blocks=k.blocks, layers=n, attention_modules=list(k.attention),
+                                      block_weights_bytes=b, **f)
+                            for k, n, b, f in zip(kinds, layers, two.block_weights_bytes, figures["kinds"])],
+                     rest_weights_bytes=two.weights_bytes - 2 * sum(two.block_weights_bytes), samples=two.samples,
+                     plain_1_block_s=one.plain_s, plain_2_blocks_s=two.plain_s, rest_s=figures["rest_s"])
 
-    def _time_build(self, entry: dict[str, Any], where: Blocks, blocks: int,
+    def _time_build(self, entry: dict[str, Any], kinds: tuple[Kind, ...], blocks: int,
                     inputs: Callable[[Any], dict[str, Any]]) -> _Build:
-        """Plain forwards of a build with `blocks` blocks, and with 2 blocks hooked ones too."""
-        model = self._build(entry, where, blocks)
+        """Plain forwards of a build with `blocks` blocks of each kind, and with 2 hooked ones too."""
+        model = self._build(entry, kinds, blocks)
         kwargs = inputs(model.config)
         plain = _timed(lambda: model(**kwargs), self.sync, self.repeats)
-        samples = _hooked(model, where, kwargs, self.sync, self.repeats) if blocks == 2 else []
-        return _Build(list(next(iter(kwargs.values())).shape), _bytes(model), plain, samples)
+        samples = _hooked(model, kinds, kwargs, self.sync, self.repeats) if blocks == 2 else []
+        # the last block: T5's first carries the relative position bias, which belongs to the rest
+        block_bytes = [_bytes(blocks_of(model, k)[-1]) for k in kinds]
+        return _Build(list(next(iter(kwargs.values())).shape), _bytes(model), block_bytes, plain, samples)
 
-    def _build(self, entry: dict[str, Any], where: Blocks, blocks: int) -> Any:
+    def _build(self, entry: dict[str, Any], kinds: tuple[Kind, ...], blocks: int) -> Any:
         from bench.run.build import build_component
 
-        model = build_component({**entry, "config": {**entry["config"], where.layers_key: blocks}}, self.device,
-                                self.dtype)
+        config = {**entry["config"], **{k.layers_key: blocks for k in kinds}}
+        model = build_component({**entry, "config": config}, self.device, self.dtype)
         if self.attention_backend is not None and hasattr(model, "set_attention_backend"):
             model.set_attention_backend(self.attention_backend)
         return model
+
+
+def _layers(entry: dict[str, Any], kinds: tuple[Kind, ...]) -> list[int]:
+    """The whole model's count of each kind of block: counted on a meta-device build, so a count the spec leaves
+    to the class's default is the default."""
+    import torch
+
+    from bench.run.build import build_component
+
+    model = build_component(entry, "meta", torch.bfloat16)
+    return [len(blocks_of(model, k)) for k in kinds]
 
 
 def _timed(call: Callable[[], Any], sync: Sync, repeats: int) -> list[float]:
@@ -307,17 +302,21 @@ def _timed(call: Callable[[], Any], sync: Sync, repeats: int) -> list[float]:
     return out
 
 
-def _hooked(model: Any, where: Blocks, kwargs: dict[str, Any], sync: Sync, repeats: int) -> list[Sample]:
-    """Hooked forwards: each block and each attention module inside it, timed between synchronizations."""
+def _hooked(model: Any, kinds: tuple[Kind, ...], kwargs: dict[str, Any], sync: Sync, repeats: int) -> list[Sample]:
+    """Hooked forwards: each block of each kind and each attention module inside it, timed between
+    synchronizations."""
     import torch
 
-    spent: dict[tuple[str, int], float] = {}
+    spent: dict[tuple[str, int, int], float] = {}
     handles = []
-    blocks = model.get_submodule(where.blocks)
-    for i, block in enumerate(blocks):
-        handles += _watch(block, ("block", i), spent, sync)
-        for path in where.attention:
-            handles += _watch(block.get_submodule(path), ("attention", i), spent, sync)
+    counts = []
+    for k, kind in enumerate(kinds):
+        blocks = blocks_of(model, kind)
+        counts.append(len(blocks))
+        for i, block in enumerate(blocks):
+            handles += _watch(block, ("block", k, i), spent, sync)
+            for path in kind.attention:
+                handles += _watch(block.get_submodule(path), ("attention", k, i), spent, sync)
     samples = []
     try:
         with torch.inference_mode():
@@ -328,15 +327,17 @@ def _hooked(model: Any, where: Blocks, kwargs: dict[str, Any], sync: Sync, repea
                 model(**kwargs)
                 sync()
                 forward_s = time.perf_counter() - start
-                samples.append(Sample(forward_s=forward_s, block_s=[spent[("block", i)] for i in range(len(blocks))],
-                                      attention_s=[spent[("attention", i)] for i in range(len(blocks))]))
+                samples.append(Sample(
+                    forward_s=forward_s,
+                    block_s=[[spent[("block", k, i)] for i in range(n)] for k, n in enumerate(counts)],
+                    attention_s=[[spent[("attention", k, i)] for i in range(n)] for k, n in enumerate(counts)]))
     finally:
         for handle in handles:
             handle.remove()
     return samples
 
 
-def _watch(module: Any, key: tuple[str, int], spent: dict[tuple[str, int], float], sync: Sync) -> list[Any]:
+def _watch(module: Any, key: tuple[str, int, int], spent: dict[tuple[str, int, int], float], sync: Sync) -> list[Any]:
     """Add the seconds spent inside module's forward to spent[key] (several modules may share a key)."""
     started: list[float] = []
 
