@@ -82,6 +82,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     scenario = scenarios.load_scenario(args.scenario, overrides)
     paths = args.results or [str(p) for p in (Path("results"), DEFAULT_OUT) if p.is_dir()]
     answer = headline(scenario, set(overrides), paths, results=paths[0] if paths else None)
+    for line in answer.skipped:  # as compare: on stderr, so the answer (and --json) stays what it was
+        print(f"t2vbench: skipped: {clean(line)}", file=sys.stderr)
     print(json.dumps(headline_json(answer), sort_keys=True) if args.json else format_headline(answer))
     return 0
 

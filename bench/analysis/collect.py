@@ -1,7 +1,8 @@
 """Gather record and reference files from paths given on the command line, for `compare` and `report`.
 
 A PATH is a file or a folder (walked recursively for *.json). A file whose JSON says `"kind": "reference"` is a
-published figure (bench.analysis.reference), any other is a result record (bench.records.schema, loaded strictly, physics checked).
+published figure (bench.analysis.reference), any other is a result record (bench.records.schema, loaded strictly);
+both are physics checked (bench.analysis.physics).
 A run's journal (*.journal.jsonl) is skipped: `t2vbench recover` turns it into a record. Anything that cannot be
 used is listed once as skipped, with its one-line reason; nothing here raises for a bad file.
 """
@@ -12,7 +13,7 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.analysis.physics import load_checked
+from bench.analysis.physics import check_reference, load_checked
 from bench.analysis.reference import Reference, parse_reference
 from bench.core.errors import UsageError
 from bench.core.jsonsafe import loads_strict
@@ -78,7 +79,7 @@ def load_one(path: Path) -> ResultRecord | Reference:
     try:
         raw = _read(path)
         if _is_reference(raw):
-            return parse_reference(raw, str(path))
+            return check_reference(parse_reference(raw, str(path)), str(path))
         return load_checked(path)
     except OSError as exc:
         raise UsageError(f"{path}: cannot be read ({exc.strerror or exc})") from None

@@ -18,11 +18,10 @@ from pathlib import Path
 
 from bench.analysis import fleet, physics, throughput
 from bench.analysis.collect import Loaded, load
-from bench.analysis.reference import Reference
+from bench.analysis.reference import Reference, reference_fp8, reference_settings
 from bench.analysis.scenarios import Scenario, load_scenario
 from bench.core import hardware, metrics, stats
 from bench.core.errors import UsageError
-from bench.core.specs import load_spec, spec_names
 from bench.records.key import settings_key
 from bench.records.schema import ResultRecord
 
@@ -191,25 +190,16 @@ def reference_key(ref: Reference) -> str:
 
 
 def _reference_flops(ref: Reference) -> float | None:
-    """Counted FLOPs of one video at the reference's settings, where models/ has its spec and the source gives the
-    size and steps; guidance the source leaves out is the spec's canonical one (a note says so)."""
-
-    s = ref.settings
-    if ref.model not in spec_names() or None in (s.height, s.width, s.steps):
-        return None
-    canonical = load_spec(ref.model).settings
-    # FLOPs do not depend on fps: counting at the spec's own fps shares the count between sources
-    settings = canonical.replace(height=s.height, width=s.width, num_frames=s.num_frames, steps=s.steps,
-                                 guidance_scale=s.guidance_scale)
-    return physics.spec_flops(ref.model, settings)
+    """Counted FLOPs of one video at the reference's settings (bench.analysis.reference.reference_settings), or None."""
+    settings = reference_settings(ref)
+    return None if settings is None else physics.spec_flops(ref.model, settings)
 
 
 def reference_row(path: Path, ref: Reference, s: Scenario) -> Row:
     hw = hardware.get(ref.hardware_class)
     tput = ref.video_minutes_per_gpu_hour()
-    fp8 = "fp8" in (ref.settings.precision or "").lower()  # e.g. MLPerf's TensorRT FP8 submissions
-    mfu, bound = _roofline(_reference_flops(ref), _peak(hw, "fp8" if fp8 else "bfloat16"), ref.gpu_seconds_per_video(),
-                           ref.video_seconds())
+    peak = _peak(hw, "fp8" if reference_fp8(ref) else "bfloat16")
+    mfu, bound = _roofline(_reference_flops(ref), peak, ref.gpu_seconds_per_video(), ref.video_seconds())
     return Row(
         kind="published" if ref.measured else "estimate", source=ref.source.id, model=ref.model, hardware=hw.id,
         gpus=ref.gpus, settings_key=reference_key(ref), toy="", generations=None,

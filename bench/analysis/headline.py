@@ -47,11 +47,12 @@ class Headline:
 
 def headline(s: Scenario, overridden: set[str], paths: Sequence[str | Path], results: str | None = None) -> Headline:
     """The answer for every catalogue class from the evidence under `paths`; `results` (a registry folder) refines a
-    measured class's interval from its records. Raises UsageError for a scenario without [video]."""
+    measured class's interval from its records. Raises UsageError for a scenario without [video] or a path that does
+    not exist."""
     if s.video is None:
         raise UsageError(f"scenario {s.name} has no [video] table: estimate needs to know what video the demand is "
                          "(see `t2vbench fleet --explain`)")
-    evidence = gather([p for p in paths if Path(p).exists()])
+    evidence = gather(paths)
     rows, missing = [], []
     for class_id in catalogue():
         found = _row(s, overridden, class_id, evidence, results)

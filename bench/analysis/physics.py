@@ -17,6 +17,13 @@ Where each bound comes from:
 - both energy bounds allow for the counter's update period (COUNTER_UPDATE_S): a difference of two readings covers
   up to that much more or less than the span between them.
 - environment: bench.analysis.evidence (the GPU the environment and the telemetry name).
+
+A published figure (bench.analysis.reference) gets the same bounds before any reader uses it (`check_reference`):
+its figures are its whole system's, all `gpus` of it, so one video costs `gpu_seconds_per_video` GPU-seconds (a
+latency on N GPUs x N, or N over a system's videos per second), which may not be less than the counted FLOPs at one
+GPU's fastest dense rate (fp8 where the class has one: what a file says it ran in cannot be checked); its energy per video and average power lie between the idle floor and
+the board power (x POWER_MARGIN) of all its GPUs, each of them held. The schema already refuses a class outside the
+catalogue and fewer than one GPU.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from typing import Any
 
 from bench.analysis import evidence
 from bench.analysis.flops import Flops, cached_flops
+from bench.analysis.reference import Reference, reference_settings
 from bench.core import hardware, metrics
 from bench.core.errors import UsageError
 from bench.core.specs import Settings, load_spec, spec_names
@@ -185,3 +193,61 @@ def _telemetry(record: ResultRecord) -> list[str]:
     gens = [g.model_dump() for g in record.generations if g.worker == 0]  # the section is worker 0's
     video_s = record.summary.video_seconds_per_generation
     return [f"telemetry: {m}" for m in check_summary(t.model_dump(), gens, video_s)]
+
+
+def check_reference(ref: Reference, origin: str) -> Reference:
+    """A published figure as the gate judges it. Raises UsageError naming origin and the first impossibility."""
+    problems = reference_violations(ref)
+    if problems:
+        raise UsageError(f"{origin}: {problems[0]}")
+    return ref
+
+
+def reference_violations(ref: Reference) -> list[str]:
+    """One message per impossibility of a published figure; an empty list for one physics allows."""
+    hw = hardware.get(ref.hardware_class)
+    return _reference_bound(ref, hw) + _reference_power(ref, hw)
+
+
+def _time_figure(ref: Reference) -> str:
+    figure = f"seconds_per_video {ref.seconds_per_video:.4g}" if ref.seconds_per_video is not None else \
+        f"videos_per_s {ref.videos_per_s:.4g}"
+    return f"{figure} on {ref.gpus} GPU(s)"
+
+
+def _reference_bound(ref: Reference, hw: hardware.HardwareClass) -> list[str]:
+    """A video's GPU-seconds no fewer than its counted FLOPs at one GPU's peak; no bound where FLOPs cannot be
+    counted (a model models/ lacks, a source without size or steps)."""
+    gpu_s, settings = ref.gpu_seconds_per_video(), reference_settings(ref)
+    count = None if gpu_s is None or settings is None else spec_count(ref.model, settings)
+    if count is None:
+        return []
+    # the class's fastest dense rate, whatever the file says it ran in: a precision label is the file's word (a
+    # forger writes 'fp8'), and a source's is often the weights' (VibeHPC's B300 MLPerf row says 'fp32' and runs at
+    # 114% of the bf16 peak, 57% of the fp8 one)
+    dtype = "fp8" if hw.fp8_tflops else "bfloat16"
+    floor_s = count.total / hw.peak_flops(dtype)
+    if gpu_s * MAX_MFU < floor_s:
+        return [f"{_time_figure(ref)} is {gpu_s:.3g} GPU-seconds per video, less than the physical bound of "
+                f"{floor_s:.3g} s ({count.total:.3g} FLOPs at {hw.id}'s {dtype} peak, its fastest): MFU above 100% "
+                "is impossible"]
+    return []
+
+
+def _reference_power(ref: Reference, hw: hardware.HardwareClass) -> list[str]:
+    """The average power, and the energy per video over the wall seconds per video, between the idle floor and the
+    board power of all `gpus`; the first that is not."""
+    high_w = hw.board_power_w * ref.gpus * POWER_MARGIN
+    low_w = None if hw.idle_power_w is None else hw.idle_power_w * ref.gpus
+    wall_s = ref.wall_seconds_per_video()
+    powers = [] if ref.avg_power_w is None else [(f"avg_power_w {ref.avg_power_w:.4g}", ref.avg_power_w)]
+    if ref.energy_per_video_j is not None and wall_s is not None:
+        powers.append((f"energy_per_video_j {ref.energy_per_video_j:.4g} over {wall_s:.4g} s per video",
+                       ref.energy_per_video_j / wall_s))
+    for what, power_w in powers:
+        if power_w > high_w:
+            return [f"{what} is {power_w:.4g} W, above {ref.gpus} x {hw.board_power_w:.0f} W board power"]
+        if low_w is not None and power_w < low_w:
+            return [f"{what} is {power_w:.4g} W, below {ref.gpus} x {hw.id}'s idle floor of {hw.idle_power_w:g} W "
+                    f"({hw.idle_source})"]
+    return []

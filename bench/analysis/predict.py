@@ -37,6 +37,7 @@ from bench.analysis.predict_figures import (
     rates_of,
 )
 from bench.analysis.predict_work import Work, work
+from bench.analysis.reference import reference_fp8, reference_settings
 from bench.core.errors import UsageError
 from bench.core.specs import Settings, check_settings, load_spec, preset_settings
 from bench.records.calibration import matching
@@ -189,7 +190,7 @@ def _usable_references(req: ev.Request, evidence: ev.Evidence, exact: bool = Fal
     settings, (seconds, GPUs, how to read it)); with exact, only those of the asked model, setting and GPUs."""
     usable = []
     for _, ref in evidence.references:
-        settings = ev.reference_settings(ref) if ref.measured and ref.hardware_class == req.hardware else None
+        settings = reference_settings(ref) if ref.measured and ref.hardware_class == req.hardware else None
         found = ev.reference_seconds(ref) if settings is not None else None
         if found is not None:
             usable.append((ref, settings, found))
@@ -226,7 +227,7 @@ def _published_exact(req: ev.Request, exact: list[tuple[Any, Settings, Any]]) ->
     energy = Figure(ref.energy_per_video_j, "published",  # over every GPU the video occupied
                     ref.source.id if ref.energy_per_video_j is not None else f"{ref.source.id} gives none")
     found = assemble(req, "published", "published", [ev.describe_reference(ref)], {"total_s": total_s}, energy, None,
-                     _work_or_none(req), basis=f"{ref.source.id}: {how}", fp8=ev.reference_fp8(ref))
+                     _work_or_none(req), basis=f"{ref.source.id}: {how}", fp8=reference_fp8(ref))
     if len(exact) == 1:
         return found
     fastest_s, slowest_s = exact[0][2][0], exact[-1][2][0]
@@ -253,7 +254,12 @@ def run_predict(model_name: str, hardware_id: str, paths: Sequence[str | Path], 
     """predict() from a command line's values: the prediction and the files skipped. Raises UsageError."""
     req = request(model_name, hardware_id, **asked)
     evidence = ev.gather(paths, calibrations)
-    return predict(req, evidence), evidence.skipped
+    try:
+        return predict(req, evidence), evidence.skipped
+    except UsageError as exc:  # a refusal says which files were left out, or a skipped forgery looks like no data
+        if not evidence.skipped:
+            raise
+        raise UsageError(f"{exc}; {len(evidence.skipped)} file(s) skipped, e.g. {evidence.skipped[0]}") from None
 
 
 

@@ -16,11 +16,11 @@ from typing import Any
 from bench.analysis import predict_model as model
 from bench.analysis.collect import expand, load_one
 from bench.analysis.predict_work import Work
-from bench.analysis.reference import Reference
+from bench.analysis.reference import Reference, reference_fp8
 from bench.core import hardware
 from bench.core.errors import UsageError
 from bench.core.jsonsafe import loads_strict
-from bench.core.specs import Settings, Spec, load_spec, spec_names
+from bench.core.specs import Settings, Spec
 from bench.records.calibration import load_calibration
 from bench.records.schema import DETAIL_KEYS, ResultRecord
 
@@ -161,20 +161,6 @@ def calibration_observation(cal: Any, w: Work, r: model.Rates) -> model.Observat
     denoise = sum(steps * stack.predicted_s for steps, stack in zip(w.expert_steps, cal.denoisers, strict=True))
     text, vae = cal.text_encode_s, cal.vae_decode.decode_s
     return model.Observation(model.terms(w, r), text + denoise + vae, text, denoise, vae)
-
-
-def reference_settings(ref: Reference) -> Settings | None:
-    """The settings of a published figure where models/ has its spec and the source gives size and steps; guidance
-    the source leaves out is the spec's (as compare counts it)."""
-    s = ref.settings
-    if ref.model not in spec_names() or None in (s.height, s.width, s.steps):
-        return None
-    return load_spec(ref.model).settings.replace(height=s.height, width=s.width, num_frames=s.num_frames,
-                                                 steps=s.steps, guidance_scale=s.guidance_scale)
-
-
-def reference_fp8(ref: Reference) -> bool:
-    return "fp8" in (ref.settings.precision or "").lower()  # e.g. MLPerf's TensorRT FP8 submissions
 
 
 def reference_seconds(ref: Reference) -> tuple[float, int, str] | None:

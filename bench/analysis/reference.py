@@ -30,6 +30,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from bench.core import hardware, metrics
 from bench.core.errors import UsageError
 from bench.core.jsonsafe import loads_strict, read_bounded
+from bench.core.specs import Settings, load_spec, spec_names
 from bench.records.io import field_error
 from bench.records.schema import Slug, Text, _Strict
 
@@ -153,6 +154,22 @@ class Reference(_Strict):
         if self.energy_per_video_j is None:
             return None
         return self.energy_per_video_j / 3600.0 / (self.video_seconds() / 60.0)
+
+
+def reference_settings(ref: Reference) -> Settings | None:
+    """The settings a published figure's FLOPs are counted at, where models/ has its spec and the source gives size
+    and steps (else None); guidance the source leaves out is the spec's. FLOPs do not depend on fps, so the spec's
+    own fps is kept and sources share one count."""
+    s = ref.settings
+    if ref.model not in spec_names() or None in (s.height, s.width, s.steps):
+        return None
+    return load_spec(ref.model).settings.replace(height=s.height, width=s.width, num_frames=s.num_frames,
+                                                 steps=s.steps, guidance_scale=s.guidance_scale)
+
+
+def reference_fp8(ref: Reference) -> bool:
+    """Whether the source says its figure ran in fp8 (its peak is then the class's fp8 rate)."""
+    return "fp8" in (ref.settings.precision or "").lower()  # e.g. MLPerf's TensorRT FP8 submissions
 
 
 def _agree(what: str, value: float, expected: float) -> None:
