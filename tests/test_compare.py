@@ -12,7 +12,7 @@ import pytest
 
 from bench.analysis.compare import compare
 from bench.cli import main
-from bench.core import stats
+from bench.core import hardware, stats
 from bench.core.errors import UsageError
 from bench.present import tables as compare_format
 from tests import forge
@@ -299,3 +299,15 @@ def test_csv_and_json_never_carry_a_raw_control_or_bidi_character(tmp_path, monk
     assert not any(ch in text for ch in ("\x1b", "\u202e")) and text.count("\n") == 2  # header + one row
     doc = compare_format.to_json(result)
     assert "\u202e" not in doc and "\x1b" not in doc and json.loads(doc)["rows"][0]["paths"] == [name]
+
+
+def test_no_published_mfu_is_shown_above_100_percent():
+    # VibeHPC's B300 row labels its precision fp32 but runs at ~114% of the bf16 peak: it computed in fp8, so its MFU
+    # is shown against the fp8 peak (half of 114%), with a warning saying why
+    result = compare([str(Path(__file__).resolve().parent.parent / "results" / "reference")])
+    assert all(r.mfu is None or r.mfu <= 1 for r in result.rows)
+    flagged = [r for r in result.rows if any("must have computed in fp8" in w for w in r.warnings)]
+    assert len(flagged) == 1 and flagged[0].hardware == "b300"
+    b300 = hardware.get("b300")
+    assert flagged[0].mfu == pytest.approx(float(flagged[0].warnings[0].split("%")[0]) / 100
+                                           * b300.bf16_tflops / b300.fp8_tflops, abs=0.006)

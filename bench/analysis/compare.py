@@ -199,14 +199,22 @@ def reference_row(path: Path, ref: Reference, s: Scenario) -> Row:
     hw = hardware.get(ref.hardware_class)
     tput = ref.video_minutes_per_gpu_hour()
     peak = _peak(hw, "fp8" if reference_fp8(ref) else "bfloat16")
-    mfu, bound = _roofline(_reference_flops(ref), peak, ref.gpu_seconds_per_video(), ref.video_seconds())
+    flops = _reference_flops(ref)
+    mfu, bound = _roofline(flops, peak, ref.gpu_seconds_per_video(), ref.video_seconds())
+    warnings: tuple[str, ...] = ()
+    if mfu is not None and mfu > 1 and hw.fp8_tflops is not None and not reference_fp8(ref):
+        # faster than its labelled precision's peak allows, so it computed in fp8 (the gate bounds it by the class's
+        # fastest dense rate): its MFU is against that peak, and the row says so; never above 100%
+        warnings = (f"{mfu:.0%} of {hw.id}'s bf16 peak, which is impossible: it must have computed in fp8 whatever its "
+                    "precision label says, so its MFU and bound are against the fp8 peak",)
+        mfu, bound = _roofline(flops, _peak(hw, "fp8"), ref.gpu_seconds_per_video(), ref.video_seconds())
     return Row(
         kind="published" if ref.measured else "estimate", source=ref.source.id, model=ref.model, hardware=hw.id,
         gpus=ref.gpus, settings_key=reference_key(ref), toy="", generations=None,
         seconds_per_video=ref.wall_seconds_per_video(), video_min_per_gpu_hour=tput, interval_low=None,
         interval_high=None, energy_wh_per_video_minute=ref.energy_per_video_minute_wh(), **_cost_fields(s, hw, tput),
         mfu=mfu, bound_video_min_per_gpu_hour=bound, peak_memory_bytes=None, stages_s=None, paths=(str(path),),
-        system=ref.system or "",
+        system=ref.system or "", warnings=warnings,
     )
 
 
