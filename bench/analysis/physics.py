@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.analysis import evidence
+from bench.analysis.evidence import POWER_MARGIN
 from bench.analysis.flops import Flops, cached_flops
 from bench.core import hardware, metrics
 from bench.core.errors import UsageError
@@ -36,7 +37,6 @@ from bench.records.schema import GPU_DEVICE, Generation, ResultRecord
 from bench.telemetry.summary import check_summary
 
 MAX_MFU = 1.0  # achieved FLOP/s over the class's peak dense FLOP/s
-POWER_MARGIN = 1.10  # average board power may exceed the catalogue's board power by this much (boost, sensors)
 # NVML's energy counter is updated every 20-100 ms on recent GPUs (PETSc, PetscLogGpuEnergyMeter: "for newer GPUs,
 # energy readings are updated every 20-100ms"; Zeus 0.6.1 reads 0 J over windows shorter than its update period).
 COUNTER_UPDATE_S = 0.1
