@@ -19,7 +19,6 @@ from bench.core.files import write_atomic
 from bench.core.jsonsafe import loads_strict, read_bounded
 from bench.records.schema import MAX_RECORD_BYTES, SCHEMA_VERSION, ResultRecord
 
-
 # The fields each version added (dotted paths; 'generations.x': x in every generation), so that a file claiming an
 # older version cannot carry them: migrating it would overwrite or drop them (a v4 file relabelled v1 had its serving
 # options replaced by none, its compiled run filed as a plain one). Keep in step with bench.records.schema's history.
