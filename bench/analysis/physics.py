@@ -16,7 +16,9 @@ Where each bound comes from:
   rank 0's under context parallelism), so the floor is one GPU's.
 - both energy bounds allow for the counter's update period (COUNTER_UPDATE_S): a difference of two readings covers
   up to that much more or less than the span between them.
-- environment: bench.analysis.evidence (the GPU the environment and the telemetry name).
+- environment: bench.analysis.evidence (the GPU the environment and the telemetry name, and its own readings).
+- fields that contradict each other (complete with a reason, a budget that could not have let the generations start,
+  energy without the telemetry or the series that measured it): bench.analysis.consistency.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.analysis import evidence
+from bench.analysis import consistency, evidence
 from bench.analysis.evidence import POWER_MARGIN
 from bench.analysis.flops import Flops, cached_flops
 from bench.core import hardware, metrics
@@ -64,7 +66,7 @@ def violations(record: ResultRecord) -> list[str]:
     problems += _telemetry(record)  # a summary its own series contradicts is named before the bounds it breaks
     if hw is not None:
         problems += _energy(record, hw) + _bound(record, hw)
-    return problems
+    return problems + consistency.problems(record)
 
 
 def _device_class(record: ResultRecord) -> list[str]:

@@ -44,7 +44,7 @@ Text = Annotated[str, Field(max_length=4096)]
 # Names that end up in file names and registry paths: a safe slug, never a path.
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
 HardwareClassName = Annotated[str, Field(pattern=r"^(cpu:)?[a-z0-9][a-z0-9.-]{0,150}$")]
-Seed = Annotated[int, Field(ge=0, lt=2**64)]  # torch's generator takes a 64-bit seed; the run gives 0 to 2**63
+Seed = Annotated[int, Field(ge=-2**63, lt=2**64)]  # torch's manual_seed range; warm-up seeds count down from seed-1
 OptionName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,40}$")]
 OptionValue = Annotated[str, Field(max_length=200)] | int | float | bool | None
 # Recorded beside the serving options but describing them, not choosing them: left out of the settings key.
