@@ -12,6 +12,8 @@ from bench.records.schema import Generation, ResultRecord, Telemetry
 # stages add up to at most the generation's energy; only a foreign writer's rounding may separate them.
 STAGE_SUM_REL_TOL = 1e-6
 STAGE_SUM_ABS_J = 1e-3  # NVML's counter counts millijoules
+# Between a generation's end and the budget check before the next the worker only sends the generation to the parent.
+BUDGET_SLACK_S = 1.0
 SUMMARY_ENERGY = ("energy_per_video_j", "energy_per_video_minute_wh", "energy_counter_j", "energy_integrated_j",
                   "avg_power_w")
 RUN_ENERGY = ("extrapolated_energy_per_video_j", "extrapolated_denoise_energy_mean_j",
@@ -33,20 +35,26 @@ def _completion(record: ResultRecord) -> list[str]:
 
 
 def _budget(record: ResultRecord) -> list[str]:
-    """A worker starts a generation only while its time budget lasts (bench.run.worker.time_generations), measured
-    from before its first: every generation but its last started before the budget ran out, so the latencies before
-    the last add up to less than the budget."""
+    """A worker starts a generation only while its time budget lasts and repeats remain
+    (bench.run.worker.time_generations), the budget counted from the clock its generations' start_s and end_s are on:
+    every generation but the last started before the budget ran out, so the latencies before the last add up to less
+    than it; and a worker that stopped short of its repeats found the budget spent when its last generation ended."""
     budget_s = record.settings.time_budget_s
     if budget_s is None:
         return []
-    by_worker: dict[int, list[float]] = {}
+    by_worker: dict[int, list[Generation]] = {}
     for g in record.generations:
-        by_worker.setdefault(g.worker, []).append(g.latency_s)
-    for worker, latencies_s in sorted(by_worker.items()):
-        before_last_s = sum(latencies_s[:-1])
+        by_worker.setdefault(g.worker, []).append(g)
+    for worker, gens in sorted(by_worker.items()):
+        before_last_s = sum(g.latency_s for g in gens[:-1])
         if before_last_s > budget_s * (1 + 1e-9):
-            return [f"settings.time_budget_s is {budget_s:g} s, but worker {worker}'s first {len(latencies_s) - 1} "
+            return [f"settings.time_budget_s is {budget_s:g} s, but worker {worker}'s first {len(gens) - 1} "
                     f"generation(s) took {before_last_s:.4g} s: a run starts no generation once its budget is spent"]
+        last = gens[-1].telemetry
+        if len(gens) < record.settings.repeats and last is not None and last.end_s < budget_s - BUDGET_SLACK_S:
+            return [f"settings.time_budget_s is {budget_s:g} s and repeats {record.settings.repeats}, but worker "
+                    f"{worker} stopped after {len(gens)} generation(s) at {last.end_s:.4g} s: the run goes on while "
+                    "budget and repeats remain"]
     return []
 
 
