@@ -133,7 +133,9 @@ def test_completeness_must_match_what_was_asked(run_cli, tmp_path, edit, fragmen
 
 def test_a_time_budget_may_end_a_complete_run_before_its_repeats(run_cli, tmp_path):
     data = _gpu_record()
-    data["settings"].update(repeats=100_000, time_budget_s=60.0)  # as run writes a budgeted run
+    # as run writes a budgeted run; the budget ran out during the third generation (the first two took 0.125 + 0.429 =
+    # 0.554 s, the third ended at 1.52 s): a 60 s budget would have let the run go on
+    data["settings"].update(repeats=100_000, time_budget_s=0.6)
     code, _, err = _submit(run_cli, tmp_path, _write(tmp_path, "r.json", data))
     assert code == 0, err
 

@@ -91,7 +91,7 @@ def _hostile_record(monkeypatch) -> tuple[dict, dict[str, str]]:
     """A GPU record with a series (so it is the timeline's) whose every free-text field holds a payload, optional
     sections included (fidelity, a worker, the video path), and payload keys in its free-form dicts."""
     data = forge.with_nvml(forge.record([10.0, 11.0, 12.0], label="x"), monkeypatch)
-    data.update(warnings=["x", "x"], incomplete_reason="x", video_path="x", weights={"source": "hub", "location": "x"},
+    data.update(warnings=["x", "x"], video_path="x", weights={"source": "hub", "location": "x"},
                 fidelity={"psnr_db": 40.0, "ssim": 0.99, "seed": 1, "compared": ["x"], "reference": "x"},
                 workers=[{"index": 0, "device": "x", "hardware_class": data["hardware_class"], "generations": 3,
                           "failed": "x", "telemetry": None}])
@@ -127,8 +127,11 @@ def _hostile_folder(tmp_path: Path, monkeypatch) -> tuple[Path, dict[str, str]]:
     refused = forge.with_nvml(forge.record(), monkeypatch)  # the gate's reason quotes the file's forged key
     refused["telemetry"]["summary"]["throttle_share"][payload("refused")] = 0.0
     forge.write(folder, "refused.json", refused)
+    # a complete record has no incomplete_reason (the gate refuses one): an incomplete run's, listed as skipped
+    forge.write(folder, "incomplete.json", {**record, "run_id": "00000000000000ff", "complete": False,
+                                            "incomplete_reason": payload("incomplete_reason")})
     return folder, {**put, **{f"reference.{k}": v for k, v in put_ref.items()}, "path": payload("path"),
-                    "refused": payload("refused")}
+                    "refused": payload("refused"), "incomplete_reason": payload("incomplete_reason")}
 
 
 class _Tags(html.parser.HTMLParser):

@@ -100,6 +100,7 @@ ONE_EXPERT = {"sample_steps": 2, "experts": [{"component": "transformer", "first
 def _sampled(data: dict, plan: dict = ONE_EXPERT) -> dict:
     """A copy of a 4-step record made step-sampled: plan added, the summary the oracle's."""
     data = copy.deepcopy(data)
+    data["schema_version"] = 4  # the plan came with v4: a v2 or v3 file carrying it is refused
     data["sampling"] = copy.deepcopy(plan)
     data["summary"] = _oracle(data)
     return data
@@ -294,6 +295,7 @@ def test_energy_is_extrapolated_like_time(monkeypatch, tmp_path):
     wrong["generations"][0]["telemetry"]["step_energy_j"][0] = 0.5
     _refused(wrong, "step energies add up to")
     no_counter = copy.deepcopy(forge.GOLDEN_V3)  # telemetry off: no counter to have read steps from
+    no_counter["schema_version"] = 4  # step energies came with v4
     for g in no_counter["generations"]:
         g["telemetry"].update(denoise_energy_j=1.0, step_energy_j=[0.25] * 4)
     _refused(no_counter, "per-step energies come from an energy counter")

@@ -2,6 +2,15 @@
 (device_name, device_count, the CUDA or ROCm version torch was built with, the torch build) and, with telemetry on,
 the vendor library's own reading of the device (`telemetry.device`, the backend that read it). A record whose class
 says one GPU while these say a CPU, another GPU, or another vendor's stack was edited, and the gate refuses it.
+
+Names are three strings an editor can change together, so the device's own facts are held to the class too:
+- memory: NVML's memory_total_bytes within MEMORY_SPAN of the class's memory_gb, counted in GB (1e9 bytes) at the low
+  end and GiB (2**30 bytes) at the high end, as vendors' "GB" are often GiB. The genuine H100 80GB record reads
+  85,520,809,984 bytes (79.6 GiB, 1.07 x 80e9); an H100's 85.5e9 bytes are far from a B200's 180 GB or an H200's 141.
+- power: the board's power limit and its default (NVML's power_limit_w, default_power_limit_w) at most the class's
+  board power x POWER_MARGIN: a 700 W H100 renamed a 350 W H100 PCIe cannot say so.
+- the class string is the slug of the name the run took it from (bench.run.environment.hardware_class: NVML's name,
+  else torch's), never a suffixed or prefixed variant that would open a new registry folder.
 """
 
 from __future__ import annotations
@@ -16,7 +25,12 @@ from bench.records.schema import ResultRecord, Telemetry
 VENDOR_BACKEND = {"nvidia": "nvml", "amd": "amdsmi"}
 VENDOR_STACK = {"nvidia": "cuda", "amd": "rocm"}  # environment key: torch.version.cuda / torch.version.hip
 STACK_NAME = {"cuda": "CUDA", "rocm": "ROCm"}
-CPU_TORCH_BUILD = "+cpu"  # pip's CPU-only torch wheels ('2.13.0+cpu') cannot have run on any GPU
+# The local version tag of pip's torch wheels names the stack they were built for ('2.11.0+cu130', '2.5.1+rocm6.2',
+# '2.13.0+cpu'); a build for none of the class's vendor cannot have run on its GPU. Untagged builds (NGC, source) pass.
+VENDOR_TORCH_TAG = {"nvidia": "cu", "amd": "rocm"}
+TORCH_TAG_BUILD = {"cu": "a CUDA build", "rocm": "a ROCm build", "cpu": "a CPU-only build", "xpu": "an Intel XPU build"}
+POWER_MARGIN = 1.10  # average board power may exceed the catalogue's board power by this much (boost, sensors)
+MEMORY_SPAN = (0.9, 1.1)  # of memory_gb x 1e9 bytes at the low end, of memory_gb x 2**30 bytes at the high end
 
 
 def problems(record: ResultRecord, hw: hardware.HardwareClass) -> list[str]:
@@ -28,6 +42,10 @@ def problems(record: ResultRecord, hw: hardware.HardwareClass) -> list[str]:
 def _environment(record: ResultRecord, hw: hardware.HardwareClass) -> list[str]:
     env = record.environment
     out = _named_gpu("environment.device_name", env.get("device_name"), hw)
+    names = [n for n in ((record.telemetry.device or {}).get("name"), env.get("device_name")) if _text(n)]
+    if names and record.hardware_class not in {hardware.slug(str(n)) for n in names}:
+        out.append(f"hardware_class {_value(record.hardware_class)} is not {_value(hardware.slug(str(names[0])))}, "
+                   f"the class of the GPU the record names ({_value(names[0])}): the class was edited")
     stack = VENDOR_STACK.get(hw.vendor)
     if stack is not None and not _text(env.get(stack)):
         out.append(f"environment.{stack} is {_value(env.get(stack))}: the {hw.name} runs only under "
@@ -37,9 +55,11 @@ def _environment(record: ResultRecord, hw: hardware.HardwareClass) -> list[str]:
         if _text(env.get(key)):
             out.append(f"environment.{key} is {_value(env.get(key))}: a {STACK_NAME[key]} build of torch cannot run "
                        f"the {hw.name}")
-    torch = env.get("torch")
-    if isinstance(torch, str) and torch.endswith(CPU_TORCH_BUILD):
-        out.append(f"environment.torch is {_value(torch)}, a CPU-only build: it cannot have run on the {hw.name}")
+    tag = str(env.get("torch") or "").partition("+")[2]
+    wrong = [t for t in TORCH_TAG_BUILD if tag.startswith(t) and t != VENDOR_TORCH_TAG.get(hw.vendor)]
+    if wrong:
+        out.append(f"environment.torch is {_value(env.get('torch'))}, {TORCH_TAG_BUILD[wrong[0]]}: it cannot have run "
+                   f"on the {hw.name}")
     count = env.get("device_count")
     if isinstance(count, int) and count < record.settings.gpus_used:
         out.append(f"environment.device_count is {count} but the run used {record.settings.gpus_used} GPUs")
@@ -55,9 +75,23 @@ def _telemetry(t: Telemetry | None, hw: hardware.HardwareClass, where: str) -> l
     if backend is not None and t.backend != backend:
         out.append(f"{where}.backend is {_value(t.backend)}, but {hw.vendor.upper()} GPUs such as the {hw.name} are "
                    f"measured through {backend}")
-    name = (t.device or {}).get("name")
-    if name is not None:
-        out += _named_gpu(f"{where}.device.name", name, hw)
+    out += _named_gpu(f"{where}.device.name", (t.device or {}).get("name"), hw)
+    return out + _device_facts(t.device or {}, hw, f"{where}.device")
+
+
+def _device_facts(device: dict[str, Any], hw: hardware.HardwareClass, where: str) -> list[str]:
+    """The vendor library's memory and power readings, held to the class (see the module's docstring)."""
+    out = []
+    memory = device.get("memory_total_bytes")
+    low, high = MEMORY_SPAN[0] * hw.memory_gb * 1e9, MEMORY_SPAN[1] * hw.memory_gb * 2**30
+    if isinstance(memory, (int, float)) and not low <= memory <= high:
+        out.append(f"{where}.memory_total_bytes is {memory:.4g} ({memory / 2**30:.1f} GiB), but a {hw.name} has "
+                   f"{hw.memory_gb:g} GB: the device is not of the record's class {hw.id}")
+    for key in ("power_limit_w", "default_power_limit_w"):
+        watts = device.get(key)
+        if isinstance(watts, (int, float)) and watts > hw.board_power_w * POWER_MARGIN:
+            out.append(f"{where}.{key} is {watts:g} W, above the {hw.name}'s {hw.board_power_w:g} W board power: "
+                       f"the device is not of the record's class {hw.id}")
     return out
 
 

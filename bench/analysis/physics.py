@@ -16,7 +16,9 @@ Where each bound comes from:
   rank 0's under context parallelism), so the floor is one GPU's.
 - both energy bounds allow for the counter's update period (COUNTER_UPDATE_S): a difference of two readings covers
   up to that much more or less than the span between them.
-- environment: bench.analysis.evidence (the GPU the environment and the telemetry name).
+- environment: bench.analysis.evidence (the GPU the environment and the telemetry name, and its own readings).
+- fields that contradict each other (complete with a reason, a budget that could not have let the generations start,
+  energy without the telemetry or the series that measured it): bench.analysis.consistency.
 
 A published figure (bench.analysis.reference) gets the same bounds before any reader uses it (`check_reference`):
 its figures are its whole system's, all `gpus` of it, so one video costs `gpu_seconds_per_video` GPU-seconds (a
@@ -33,7 +35,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.analysis import evidence
+from bench.analysis import consistency, evidence
+from bench.analysis.evidence import POWER_MARGIN
 from bench.analysis.flops import Flops, cached_flops
 from bench.analysis.reference import Reference, reference_settings
 from bench.core import hardware, metrics
@@ -44,7 +47,6 @@ from bench.records.schema import GPU_DEVICE, Generation, ResultRecord
 from bench.telemetry.summary import check_summary
 
 MAX_MFU = 1.0  # achieved FLOP/s over the class's peak dense FLOP/s
-POWER_MARGIN = 1.10  # average board power may exceed the catalogue's board power by this much (boost, sensors)
 # NVML's energy counter is updated every 20-100 ms on recent GPUs (PETSc, PetscLogGpuEnergyMeter: "for newer GPUs,
 # energy readings are updated every 20-100ms"; Zeus 0.6.1 reads 0 J over windows shorter than its update period).
 COUNTER_UPDATE_S = 0.1
@@ -72,7 +74,7 @@ def violations(record: ResultRecord) -> list[str]:
     problems += _telemetry(record)  # a summary its own series contradicts is named before the bounds it breaks
     if hw is not None:
         problems += _energy(record, hw) + _bound(record, hw)
-    return problems
+    return problems + consistency.problems(record)
 
 
 def _device_class(record: ResultRecord) -> list[str]:

@@ -19,15 +19,48 @@ from bench.core.files import write_atomic
 from bench.core.jsonsafe import loads_strict, read_bounded
 from bench.records.schema import MAX_RECORD_BYTES, SCHEMA_VERSION, ResultRecord
 
+# The fields each version added (dotted paths; 'generations.x': x in every generation), so that a file claiming an
+# older version cannot carry them: migrating it would overwrite or drop them (a v4 file relabelled v1 had its serving
+# options replaced by none, its compiled run filed as a plain one). Keep in step with bench.records.schema's history.
+INTRODUCED = {
+    2: ("command", "label", "spec.tiny", "settings.options", "settings.guidance_scale_2", "generations.peak_memory_bytes",
+        "fidelity", "warmup_seeds"),
+    3: ("workers", "generations.worker", "summary.server_window_s", "summary.server_video_minutes_per_gpu_hour",
+        "summary.workers", "summary.per_worker_rel_spread"),
+    4: ("sampling", "generations.telemetry.step_energy_j", *(f"summary.{k}" for k in (
+        "sample_steps", "extrapolated_steps", "measured_latency_mean_s", "measured_denoise_mean_s",
+        "extrapolated_denoise_share", "sample_step_rel_stdev", "extrapolated_energy_per_video_j",
+        "extrapolated_denoise_energy_mean_j", "extrapolated_energy_per_video_minute_wh", "extrapolated_avg_power_w"))),
+}
+
+
+def _has(data: Any, path: list[str]) -> bool:
+    """Whether plain data holds the dotted path (through every item of a list)."""
+    if not path:
+        return True
+    if isinstance(data, list):
+        return any(_has(item, path) for item in data)
+    return isinstance(data, dict) and path[0] in data and _has(data[path[0]], path[1:])
+
+
+def newer_field(data: dict[str, Any], version: int) -> str | None:
+    """The first field of `data` that a version after `version` introduced, or None."""
+    for since in range(version + 1, SCHEMA_VERSION + 1):
+        for field in INTRODUCED[since]:
+            if _has(data, field.split(".")):
+                return field
+    return None
+
 
 def update_to_2(data: dict[str, Any]) -> dict[str, Any]:
-    """v1 -> v2: no command line or label was kept; options did not exist; tiny specs were named tiny-*."""
-    out = {**data, "schema_version": 2, "command": [], "label": None}
+    """v1 -> v2: no command line or label was kept; options did not exist; tiny specs were named tiny-*. Adds only
+    what is missing (parse_record has refused a file that has any of them)."""
+    out = {"command": [], "label": None, **data, "schema_version": 2}
     spec = data.get("spec")
     if isinstance(spec, dict):
-        out["spec"] = {**spec, "tiny": str(spec.get("name", "")).startswith("tiny-")}
+        out["spec"] = {"tiny": str(spec.get("name", "")).startswith("tiny-"), **spec}
     if isinstance(data.get("settings"), dict):
-        out["settings"] = {**data["settings"], "options": {}}
+        out["settings"] = {"options": {}, **data["settings"]}
     return out
 
 
@@ -65,6 +98,10 @@ def parse_record(text: str | bytes, origin: str = "record") -> ResultRecord:
             f"{origin}: schema_version {version} is newer than this t2vbench reads ({SCHEMA_VERSION}); "
             "upgrade t2vbench"
         )
+    newer = newer_field(data, version)
+    if newer is not None:
+        raise UsageError(f"{origin}: claims schema_version {version} but has field '{newer}' that version {version} "
+                         "never had: the version was edited; give the file as t2vbench wrote it")
     while data["schema_version"] < SCHEMA_VERSION:
         data = MIGRATIONS[data["schema_version"]](data)
     return validate(data, origin)

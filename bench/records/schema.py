@@ -44,6 +44,7 @@ Text = Annotated[str, Field(max_length=4096)]
 # Names that end up in file names and registry paths: a safe slug, never a path.
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
 HardwareClassName = Annotated[str, Field(pattern=r"^(cpu:)?[a-z0-9][a-z0-9.-]{0,150}$")]
+Seed = Annotated[int, Field(ge=-2**63, lt=2**64)]  # torch's manual_seed range; warm-up seeds count down from seed-1
 OptionName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,40}$")]
 OptionValue = Annotated[str, Field(max_length=200)] | int | float | bool | None
 # Recorded beside the serving options but describing them, not choosing them: left out of the settings key.
@@ -80,11 +81,11 @@ class GenerationSettings(_Strict):
 
 
 class RunSettings(GenerationSettings):
-    seed: int
+    seed: Seed
     prompt: Text
-    warmup: Annotated[int, Field(ge=0)]
-    repeats: Annotated[int, Field(ge=1)]
-    time_budget_s: Seconds | None
+    warmup: Annotated[int, Field(ge=0, le=10_000)]
+    repeats: Annotated[int, Field(ge=1, le=100_000)]  # a time-budget run asks for the most the run allows, 100,000
+    time_budget_s: Annotated[float, Field(gt=0, le=7 * 86400)] | None  # what the run accepts: up to a week
     device: Annotated[str, Field(max_length=50)]
     dtype: Slug
     gpus_used: Annotated[int, Field(ge=1, le=4096)]
@@ -189,7 +190,7 @@ class Telemetry(_Strict):
 
 class Generation(_Strict):
     index: Annotated[int, Field(ge=0)]
-    seed: int
+    seed: Seed
     latency_s: Annotated[float, Field(gt=0, le=1e7)]
     text_encode_s: Seconds
     denoise_s: Seconds
@@ -309,7 +310,7 @@ class Fidelity(_Strict):
 
     psnr_db: Annotated[float, Field(ge=0, le=999)]  # 999 stands for identical frames
     ssim: Annotated[float, Field(ge=-1, le=1)]
-    seed: int
+    seed: Seed
     compared: Annotated[list[Text], Field(max_length=20)]  # the output-changing options, as flags
     reference: Text
 
@@ -330,7 +331,7 @@ class ResultRecord(_Strict):
     environment: dict[str, Text | int | None]
     load_s: Seconds
     warmup_latency_s: Annotated[list[Seconds], Field(max_length=1000)]
-    warmup_seeds: Annotated[list[int], Field(max_length=1000)] | None = None  # absent before 2026-11-23
+    warmup_seeds: Annotated[list[Seed], Field(max_length=1000)] | None = None  # absent before 2026-11-23
     generations: Annotated[list[Generation], Field(min_length=1, max_length=100000)]
     summary: metrics.Summary
     peak_memory_bytes: Annotated[int, Field(ge=0, le=2**50)]

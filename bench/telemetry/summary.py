@@ -221,8 +221,16 @@ def _read_error_warning(info: dict[str, Any]) -> str | None:
 # --- checking a stored section against its own series -------------------------------------------------------------
 
 CHECK_REL_TOL = 1e-6  # recomputation repeats the same arithmetic: only float noise from a foreign writer is allowed
-COUNTER_DOUBT = 0.5  # a counter total this far from integrated power is not believed ...
-POWER_LAG_S = 1.0  # ... unless the power readings' ~1 s averaging could explain the gap at each generation's edges
+# A generation's counter energy this far from its integrated power is not believed, unless the power readings' ~1 s
+# averaging (POWER_LAG_S at each edge of the generation, at the peak sampled power) explains the gap. NVML: 15%. The
+# committed H100 records agree within 0.04% over 200 s (138,158.7 J counted, 138,108.9 J integrated) and the README's
+# nvidia-smi cross-check within 0.2%; sampling every 0.1 s integrates a generation of a minute to within a few percent,
+# so 15% leaves room for an unlucky run and refuses a counter scaled by 0.85 or less with its series kept. amdsmi: 50%,
+# as before: no AMD record or source says how well its counter and its power readings agree (the run has seen AMD
+# counters fail outright, _counter_is_broken), so the bound stays loose there.
+COUNTER_DOUBT = {"nvml": 0.15}
+COUNTER_DOUBT_DEFAULT = 0.5
+POWER_LAG_S = 1.0
 
 
 def _throttle_bits(backend: str | None) -> dict[str, int]:
@@ -273,14 +281,16 @@ def _counter_problems(section: dict[str, Any], gens: list[dict[str, Any]]) -> li
         return ["the energy counter fails the sanity check (backwards, or above twice the peak sampled power) "
                 "but is reported as the energy"]
     integrated, peak_w = _integrated(series, gens), max(_values(series, "power_w"), default=0.0)
-    diff = _disagreement(counter, integrated)
-    if diff is None or diff <= COUNTER_DOUBT:
+    if integrated is None:
         return []
-    gap_j = abs(sum(counter) - sum(integrated))
-    if gap_j <= 2 * POWER_LAG_S * len(gens) * peak_w:
-        return []
-    return [f"energy counter total {sum(counter):.6g} J disagrees with integrated power {sum(integrated):.6g} J "
-            f"by {diff:.0%}"]
+    doubt = COUNTER_DOUBT.get(section.get("backend") or "", COUNTER_DOUBT_DEFAULT)
+    for i, (counted_j, integrated_j) in enumerate(zip(counter, integrated)):
+        gap_j = abs(counted_j - integrated_j)
+        if gap_j > max(doubt * integrated_j, 2 * POWER_LAG_S * peak_w):
+            return [f"generation {i}'s energy counter {counted_j:.6g} J disagrees with integrated power "
+                    f"{integrated_j:.6g} J by {gap_j / max(integrated_j, 1e-9):.0%}, more than the {doubt:.0%} a "
+                    "counter may"]
+    return []
 
 
 def check_summary(section: dict[str, Any], gens: list[dict[str, Any]], video_s_per_gen: float) -> list[str]:
