@@ -14,8 +14,10 @@ hardware class from the catalogue), and it is not already filed (same run id or 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
+import os
 from pathlib import Path
 
 from bench.analysis.collect import expand
@@ -105,7 +107,10 @@ def filed(root: Path) -> tuple[set[str], set[str]]:
 
 
 def submit(paths: list[Path], root: Path, allow_toy: bool = False) -> list[Filed]:
-    """Check and file each record; one Filed per path, in order. Never raises for a bad record: it is refused."""
+    """Check and file each record; one Filed per path, in order. Never raises for a bad record: it is refused.
+    Raises OSError (ENOTDIR, naming root) for a registry that is a file: no record could be filed there."""
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(root))
     ids, hashes = filed(root) if root.exists() else (set(), set())
     out = []
     for source in paths:
