@@ -43,8 +43,9 @@ def expand(paths: Sequence[str | Path]) -> list[Path]:
         elif given.exists():
             found = [given]
         else:
-            raise UsageError(f"{shown(str(given))}: no such file or folder; give record files or folders "
-                             "(default ./results)")
+            # the path as typed, whole (a shortened one could hide the very name that is wrong), escaped
+            raise UsageError(f"{shown(str(given), limit=4096)}: no such file or folder; give record files or "
+                             "folders (default ./results)")
         for p in found:
             out.setdefault(p.resolve(), p)
         if len(out) > MAX_FILES:
