@@ -518,3 +518,19 @@ def test_validate_says_which_files_it_could_not_use(run_cli, tmp_path):
     (tmp_path / "broken.json").write_text("{")
     code, out, err = run_cli("predict", "--validate", "--results", tmp_path, "--results", REFERENCES)
     assert code == 0 and "broken.json" in err and err.startswith("t2vbench: skipped:") and err.count("\n") == 1
+
+
+def test_a_calibration_is_checked_as_a_record_is(tmp_path):
+    # a CPU calibration (committed test data) relabelled as an H100 one: its device and environment say otherwise
+    data = json.loads((Path(__file__).parent / "data" / "calibration-v1-tiny-wan.json").read_text())
+    data["hardware_class"] = "nvidia-h100-80gb-hbm3"
+    (tmp_path / "cal.json").write_text(json.dumps(data))
+    evidence = predict_evidence.gather([], [tmp_path / "cal.json"])
+    assert evidence.calibrations == () and "is not a GPU device" in evidence.skipped[0]
+
+
+def test_a_calibration_faster_than_the_physical_bound_is_refused():
+    # 50 steps of 1 ms for Wan2.1-1.3B at 480p: its ~2.9e16 FLOPs would need ~29 s at the H100's 989.4 TFLOP/s
+    cal = Evidence((), ((Path("cal.json"), _calibration(0.1, 0.001, 0.01)),), ())
+    with pytest.raises(UsageError, match="which is impossible"):
+        predict(request("wan2.1-t2v-1.3b", "h100-sxm"), cal)

@@ -19,7 +19,7 @@ from typing import Any
 
 from bench.core import hardware
 from bench.core.text import shown
-from bench.records.schema import ResultRecord, Telemetry
+from bench.records.schema import GPU_DEVICE, ResultRecord, Telemetry
 
 # The telemetry backend (bench.telemetry.BACKENDS) and the torch build that measure each vendor's GPUs.
 VENDOR_BACKEND = {"nvidia": "nvml", "amd": "amdsmi"}
@@ -39,12 +39,34 @@ def problems(record: ResultRecord, hw: hardware.HardwareClass) -> list[str]:
     return _environment(record, hw) + _telemetry(record.telemetry, hw, "telemetry") + _workers(record)
 
 
+def calibration_problems(hardware_class: str, device: str, environment: dict[str, Any]) -> list[str]:
+    """What a calibration's own provenance contradicts (the checks a record's environment gets): a GPU class needs a
+    GPU device string and an environment that names that GPU and its vendor's stack; a CPU class a CPU device."""
+    on_gpu = GPU_DEVICE.fullmatch(device) is not None
+    if hardware_class.startswith("cpu:"):
+        return [] if not on_gpu else [f"device {_value(device)} is a GPU but the class {_value(hardware_class)} a CPU"]
+    hw = hardware.match_gpu(hardware_class)
+    if hw is None:
+        return [f"hardware class {_value(hardware_class)} is not in the catalogue: it cannot be checked"]
+    out = [] if on_gpu else [f"device {_value(device)} is not a GPU device, but the class is {hw.id}"]
+    return out + _stack(environment, hardware_class, [environment.get("device_name")], hw)
+
+
 def _environment(record: ResultRecord, hw: hardware.HardwareClass) -> list[str]:
     env = record.environment
+    out = _stack(env, record.hardware_class, [(record.telemetry.device or {}).get("name"), env.get("device_name")], hw)
+    count = env.get("device_count")
+    if isinstance(count, int) and count < record.settings.gpus_used:
+        out.append(f"environment.device_count is {count} but the run used {record.settings.gpus_used} GPUs")
+    return out
+
+
+def _stack(env: dict[str, Any], hardware_class: str, names: list[Any], hw: hardware.HardwareClass) -> list[str]:
+    """The GPU the environment names, the class string made from it, and the vendor's stack and torch build."""
     out = _named_gpu("environment.device_name", env.get("device_name"), hw)
-    names = [n for n in ((record.telemetry.device or {}).get("name"), env.get("device_name")) if _text(n)]
-    if names and record.hardware_class not in {hardware.slug(str(n)) for n in names}:
-        out.append(f"hardware_class {_value(record.hardware_class)} is not {_value(hardware.slug(str(names[0])))}, "
+    names = [n for n in names if _text(n)]
+    if names and hardware_class not in {hardware.slug(str(n)) for n in names}:
+        out.append(f"hardware_class {_value(hardware_class)} is not {_value(hardware.slug(str(names[0])))}, "
                    f"the class of the GPU the record names ({_value(names[0])}): the class was edited")
     stack = VENDOR_STACK.get(hw.vendor)
     if stack is not None and not _text(env.get(stack)):
@@ -60,9 +82,6 @@ def _environment(record: ResultRecord, hw: hardware.HardwareClass) -> list[str]:
     if wrong:
         out.append(f"environment.torch is {_value(env.get('torch'))}, {TORCH_TAG_BUILD[wrong[0]]}: it cannot have run "
                    f"on the {hw.name}")
-    count = env.get("device_count")
-    if isinstance(count, int) and count < record.settings.gpus_used:
-        out.append(f"environment.device_count is {count} but the run used {record.settings.gpus_used} GPUs")
     return out
 
 

@@ -151,7 +151,11 @@ def _calibration(req: ev.Request, evidence: ev.Evidence) -> Prediction | None:
     w = work(req.spec, req.settings)
     observations = [ev.calibration_observation(c, work(req.spec, ev.settings_of(c.settings)), rates_of(req))
                     for _, c in found]
-    return fitted(req, "calibration", w, observations, [f"calibration: {p}" for p, _ in found], [None], ())
+    found_p = fitted(req, "calibration", w, observations, [f"calibration: {p}" for p, _ in found], [None], ())
+    if found_p.mfu is not None and found_p.mfu > 1:  # the one rung no gate has judged against the FLOP bound
+        raise UsageError(f"calibration {found[0][0]} implies {found_p.mfu:.0%} of {req.hardware}'s peak FLOP/s for "
+                         f"{req.spec.name}, which is impossible: it was not measured on that class; drop it")
+    return found_p
 
 
 def _calibrations_on(req: ev.Request, evidence: ev.Evidence) -> list[tuple[Path, Any]]:

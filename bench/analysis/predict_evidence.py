@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.analysis import evidence
 from bench.analysis import predict_model as model
 from bench.analysis.collect import expand, load_one
 from bench.analysis.predict_work import Work
@@ -71,7 +72,11 @@ def gather(paths: Sequence[str | Path], calibration_files: Sequence[str | Path] 
             if item.complete and item.run_id not in seen:
                 seen.add(item.run_id)
                 records.append((path, item))
-        else:
+        else:  # a calibration is judged as a record is: its provenance must name the GPU of its class
+            problems = evidence.calibration_problems(item.hardware_class, item.settings.device, item.environment)
+            if problems:
+                skipped.append(f"{path}: {problems[0]}: a calibration is checked as a record is")
+                continue
             calibrations.append((path, item))
     return Evidence(tuple(records), tuple(calibrations), tuple(references), tuple(skipped))
 
