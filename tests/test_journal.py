@@ -108,6 +108,7 @@ def test_no_generation_means_no_record():
         build_record(replay([message("header", **_header(load_record(GOLDEN)))]), "worker process died")
 
 
+@pytest.mark.slow  # an end-to-end run: CI's slow pass runs it (the default run stays under 2 min)
 def test_a_full_file_system_keeps_the_journal_and_recover_makes_the_record(tmp_path):
     """A real write failure: a file-size limit lets the small journal lines through and stops the record."""
     out = tmp_path / "out"

@@ -35,6 +35,7 @@ def _rate(video_s: float, gpu_s: float) -> float:
     return (video_s / 60) / (gpu_s / 3600)
 
 
+@pytest.mark.slow  # an end-to-end run: CI's slow pass runs it (the default run stays under 2 min)
 def test_two_cpu_workers_write_one_record_with_both_and_a_server_figure(run_cli, tmp_path):
     r, data = _record(run_cli, tmp_path, "--workers", 2, "--repeats", 3, "--seed", 100)
     assert r.complete and r.settings.gpus_used == 2 and r.settings.options["parallel"] == "data"

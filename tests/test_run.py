@@ -43,6 +43,7 @@ def test_tiny_family_runs_end_to_end(run_cli, tmp_path, name):
     assert all(g.telemetry.energy_j is None for g in record.generations)
 
 
+@pytest.mark.slow  # an end-to-end run: CI's slow pass runs it (the default run stays under 2 min)
 def test_provenance_seeds_and_file_mode(run_cli, tmp_path):
     record = _run_json(run_cli, "tiny-wan", "--device", "cpu", "--warmup", 2, "--repeats", 3, "--seed", 10,
                        "--label", "rack 3, driver 580", "--out", tmp_path)

@@ -161,6 +161,7 @@ def test_every_keys_flag_makes_the_run_config_sweep_plan_expects(tmp_path, confi
     assert ours.time_budget_s == 30.0 and ours.sample_period_s == 0.5 and ours.parallel == "ulysses=2"
 
 
+@pytest.mark.slow  # an end-to-end run: CI's slow pass runs it (the default run stays under 2 min)
 def test_a_cells_flags_reach_the_record_of_its_real_run(tmp_path, configs, run_cli):
     out = tmp_path / "out"
     cell = make_cell("s", "tiny-wan", RUNNABLE, ("steps",), out)
@@ -208,6 +209,7 @@ def _rate(path) -> float:
     return json.loads(Path(path).read_text())["summary"]["video_minutes_per_gpu_hour"]
 
 
+@pytest.mark.slow  # an end-to-end run: CI's slow pass runs it (the default run stays under 2 min)
 def test_only_cells_without_a_complete_record_run(tmp_path, monkeypatch, run_cli):
     """The second cell's earlier attempt is incomplete: it runs again, for real (tiny-wan on the CPU, 1 generation
     of 3 steps), and its row is the new record, not the earlier attempt. The first cell is done: it does not run."""
