@@ -4,6 +4,7 @@ hardware class with evidence). Part of the command line: like bench.cli, only th
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -64,6 +65,10 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     tp = throughput.select(scenario, throughput=args.throughput, record=args.record, results=args.results,
                            bound=args.bound, model=args.model, hardware_id=args.hardware, settings=args.settings,
                            allow_toy=args.allow_toy, predicted=args.predict)
+    if scenario.requests and not args.predict:  # said, never silently: the mix is costed only where predict can
+        tp = dataclasses.replace(tp, warnings=(*tp.warnings, f"scenario {scenario.name}'s [[requests]] mix is costed kind "
+                                               "by kind only by `estimate` and `fleet --predict MODEL`; this fleet "
+                                               "uses the one throughput above for all of it"))
     est = fleet_estimate.estimate(scenario, tp, set(overrides), args.measured_power, args.spread)
     for warning in tp.warnings:
         print(f"t2vbench: warning: {warning}", file=sys.stderr)

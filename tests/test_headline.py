@@ -114,3 +114,11 @@ def test_a_request_mix_is_costed_kind_by_kind_and_sized_as_its_harmonic_mean(tmp
     code, out, err = run_cli("fleet", "--json", "--scenario", str(path), "--predict", "wan2.2-t2v-a14b")
     assert code == 0, err
     assert json.loads(out)["throughput"]["video_min_per_gpu_hour"] == pytest.approx(mixed)
+
+
+def test_fleet_says_when_it_does_not_cost_a_mix_kind_by_kind(tmp_path, run_cli):
+    path = tmp_path / "mix.toml"
+    path.write_text(FACTORIAL + MIX)
+    code, out, err = run_cli("fleet", "--json", "--scenario", str(path))  # the scenario's own single throughput
+    assert code == 0 and "costed kind by kind only by `estimate`" in err
+    assert any("[[requests]] mix" in w for w in json.loads(out)["warnings"])
