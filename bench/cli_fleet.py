@@ -12,6 +12,7 @@ from pathlib import Path
 from bench.analysis import fleet_estimate, scenarios, throughput
 from bench.analysis.headline import headline
 from bench.analysis.scenarios.template import template_text, write_template
+from bench.core.errors import UsageError
 from bench.core.text import clean
 from bench.present.fleet import check_plot_path, fleet_json, format_fleet, plot
 from bench.present.headline import format_headline, headline_json
@@ -86,6 +87,9 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     overrides = scenarios.parse_overrides(args.set)
     scenario = scenarios.load_scenario(args.scenario, overrides)
     paths = args.results or [str(p) for p in (Path("results"), DEFAULT_OUT) if p.is_dir()]
+    if not paths:  # an answer from no evidence at all would look like an answer
+        raise UsageError("no ./results or ./t2vbench-results here: run from the t2vbench checkout (its results/ holds "
+                         "the published figures), or pass --results PATH")
     answer = headline(scenario, set(overrides), paths, results=paths[0] if paths else None)
     for line in answer.skipped:  # as compare: on stderr, so the answer (and --json) stays what it was
         print(f"t2vbench: skipped: {clean(line)}", file=sys.stderr)

@@ -221,10 +221,9 @@ def test_the_template_round_trips_to_a_fleet(tmp_path, run_cli):
     code, out, err = run_cli("fleet", "--template", path)
     assert code == 0 and path.read_text() == template_text() and "mine.toml" in out, err
     s = load_scenario(str(path))
-    # the preset's numbers as written (its peak-to-average 2; the example profile is commented out) and a four-kind mix
+    # the preset's numbers as written (its peak-to-average 2; the example profile and mix are commented out)
     assert (s.ai_video_minutes_per_day, s.candidates_per_kept_video, s.utilization) == (10.7e6, 2, 0.5)
-    assert s.peak_to_average == 2 and s.hourly_profile is None
-    assert sum(k.share for k in s.requests) == pytest.approx(1) and len(s.requests) == 4
+    assert s.peak_to_average == 2 and s.hourly_profile is None and s.requests == ()
     out = fleet.size(s, s.throughput_video_min_per_gpu_hour, _figures(price=30000))
     assert out["peak_fleet_gpus"] == pytest.approx(10.7e6 / (24 * 5) * 2 / 0.5 * 2)  # the preset's 713k
     # uncommenting the example profile (and dropping peak_to_average) gives its evening peak: 24 x 0.075
@@ -237,8 +236,15 @@ def test_the_template_round_trips_to_a_fleet(tmp_path, run_cli):
     text = "\n".join(lines)
     (tmp_path / "day.toml").write_text(text)
     assert load_scenario(str(tmp_path / "day.toml")).peak_to_average == pytest.approx(24 * 0.075)
+    # uncommenting the example mix gives four kinds summing to 1, each a setting the first model takes
+    fields = ("# name =", "# share =", "# seconds =", "# width =", "# height =", "# steps =", "# guidance =")
+    mix = "\n".join(line[2:] if line == "# [[requests]]" or line.startswith(fields) else line
+                     for line in path.read_text().splitlines())
+    (tmp_path / "mix.toml").write_text(mix)
+    kinds = load_scenario(str(tmp_path / "mix.toml")).requests
+    assert len(kinds) == 4 and sum(k.share for k in kinds) == pytest.approx(1)
     spec = load_spec(s.video.models[0])
-    for kind in s.requests:  # every example kind is a setting the first model takes
+    for kind in kinds:
         demand.request_for(spec, "h100-sxm", kind)
 
 

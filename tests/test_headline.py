@@ -122,3 +122,18 @@ def test_fleet_says_when_it_does_not_cost_a_mix_kind_by_kind(tmp_path, run_cli):
     code, out, err = run_cli("fleet", "--json", "--scenario", str(path))  # the scenario's own single throughput
     assert code == 0 and "costed kind by kind only by `estimate`" in err
     assert any("[[requests]] mix" in w for w in json.loads(out)["warnings"])
+
+
+def test_each_row_says_what_it_rests_on_and_its_implied_mfu(run_cli):
+    code, out, _ = run_cli("estimate", "--results", "results")
+    b200 = next(line for line in out.splitlines() if line.startswith("b200: "))
+    # B200's rows rest on ML.ENERGY's diffusers runs and one MLPerf row (the committed references): said, with the MFU
+    assert "4 published (mlenergy-v3)" in b200 and "1 published (mlperf-inference-v6.0)" in b200
+    assert "implied MFU" in b200
+    assert "1 measured (wan2.1-t2v-1.3b)" in next(line for line in out.splitlines() if line.startswith("h100-sxm: "))
+
+
+def test_estimate_without_any_evidence_folder_is_refused(run_cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no ./results, no ./t2vbench-results
+    code, out, err = run_cli("estimate")
+    assert code == 2 and out == "" and "--results PATH" in err and err.count("\n") == 1

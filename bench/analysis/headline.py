@@ -34,6 +34,8 @@ class Row:
     estimate: Estimate
     rung: str  # the cost model's rung: measured, step-sampled, calibration, class, published
     fits: bool | None  # the model's weights in one GPU's memory (None: not known)
+    mfu: float | None = None  # the prediction's implied share of the class's peak (None for a mix)
+    evidence: tuple[str, ...] = ()  # what the prediction rests on, a line each (predict's evidence lines)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +45,7 @@ class Headline:
     missing: list[tuple[str, str]]  # (class, why it has no row)
     as_published: Estimate | None  # the scenario's own throughput, where it gives one (Factorial's 5 per H100-hour)
     skipped: tuple[str, ...]  # evidence files that could not be used
+    overridden: tuple[str, ...] = ()  # scenario fields set on the command line (--set)
 
 
 def headline(s: Scenario, overridden: set[str], paths: Sequence[str | Path], results: str | None = None) -> Headline:
@@ -62,7 +65,7 @@ def headline(s: Scenario, overridden: set[str], paths: Sequence[str | Path], res
             missing.append((class_id, found))
     published = estimate(s, from_scenario(s), overridden, command="estimate") \
         if s.throughput_video_min_per_gpu_hour is not None else None
-    return Headline(s, rows, missing, published, evidence.skipped)
+    return Headline(s, rows, missing, published, evidence.skipped, tuple(sorted(overridden)))
 
 
 def _row(s: Scenario, overridden: set[str], class_id: str, evidence: Evidence, results: str | None) -> Row | str:
@@ -70,6 +73,7 @@ def _row(s: Scenario, overridden: set[str], class_id: str, evidence: Evidence, r
     reasons = []
     for model in s.video.models:
         try:
+            mfu, lines = None, ()
             if s.requests:  # a mix: each kind costed from its own evidence
                 mc = cost_demand(s, class_id, evidence, model)
                 tp, rung = from_mix(s, mc), "mix: " + ", ".join(sorted({k.rung for k in mc.kinds}))
@@ -77,13 +81,13 @@ def _row(s: Scenario, overridden: set[str], class_id: str, evidence: Evidence, r
             else:
                 req = predict.request(model, class_id, {"width": s.video.width, "height": s.video.height})
                 p = predict.predict(req, evidence)
-                tp, rung, fits = from_prediction(req, p), p.rung, p.fits
+                tp, rung, fits, mfu, lines = from_prediction(req, p), p.rung, p.fits, p.mfu, p.evidence
         except UsageError as exc:
             reasons.append(str(exc))
             continue
         if rung in ("measured", "step-sampled") and results:
             tp = _with_measured_interval(tp, results, model, class_id)
-        return Row(class_id, model, estimate(s, tp, overridden, command="estimate"), rung, fits)
+        return Row(class_id, model, estimate(s, tp, overridden, command="estimate"), rung, fits, mfu, tuple(lines))
     return reasons[0] if reasons else f"no model of scenario {s.name} could be costed"
 
 

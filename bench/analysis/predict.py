@@ -86,12 +86,18 @@ def predict(req: ev.Request, evidence: ev.Evidence) -> Prediction:
 
 
 def refusal(req: ev.Request) -> str:
+    """One line: no evidence, and the command that would give some there; a model whose weights alone exceed one
+    GPU of the class is pointed at a calibration (one block fits) or an offloaded step-sampled run, never at a plain
+    run that would be refused."""
     name, where = req.spec.name, req.hardware
-    how = f"'t2vbench run {name} --weights random' on a {where}"
-    if _calibratable(req.spec.family):
-        how += f", or 't2vbench calibrate {name}' there"
+    hw = ev.hardware_of(where)
+    params = req.spec.published_params
+    too_big = hw is not None and params is not None and params * BYTES_PER_PARAM.get(req.dtype, 2) > hw.memory_gb * 1e9
+    run = f"'t2vbench run {name} --weights random --sample-steps 5" + (" --offload group'" if too_big else "'")
+    how = f"'t2vbench calibrate {name}' on {where} (one block fits), or {run} there" if _calibratable(req.spec.family) \
+        else f"{run} on {where}"
     return (f"no evidence for {name} on {where}: no record, calibration or published figure of that class was found; "
-            f"measure some with {how} (then pass the record's folder with --results)")
+            f"measure some with {how} (then pass the folder with --results)")
 
 
 def _calibratable(family: str) -> bool:

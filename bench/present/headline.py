@@ -87,7 +87,8 @@ def rows(h: Headline) -> list[list[str]]:
     if h.as_published is not None:
         tp = h.as_published.throughput
         out.append(cells(h.as_published, "-", f"{tp.video_min_per_gpu_hour:.3g} {tp.evidence}",
-                         f"{h.scenario.name} inputs, our formulas"))
+                         f"{h.scenario.name} inputs, our formulas" + (f" (--set {', '.join(h.overridden)})"
+                                                                      if h.overridden else "")))
     return out
 
 
@@ -102,12 +103,34 @@ def notes(h: Headline) -> list[str]:
                      f"{s.video.models[0]} --hardware CLASS` shows the tornado).")
     for r in h.rows:
         tp = r.estimate.throughput
-        lines.append(f"{r.hardware}: {tp.source if r.rung.startswith('mix') else tp.interval_basis}")
+        basis = tp.source if r.rung.startswith("mix") else tp.interval_basis
+        mfu = "" if r.mfu is None else f"; implied MFU {r.mfu:.0%}"
+        lines.append(f"{r.hardware}: {basis}{mfu}; rests on {_evidence(r.evidence)}")
+    lines.append("Read the rows against what they rest on: a rung's error is what it showed where it can be checked "
+                 "(the class rung on serving options of one model, the published rung on one source's other models); "
+                 "across model sizes and between sources (one class's figures from MLPerf, another's from ML.ENERGY) "
+                 "the difference between rows is the sources' as much as the hardware's.")
     if h.missing:
-        lines.append(f"No evidence for {s.video.models[0]} on: {', '.join(c for c, _ in h.missing)}. Measure it there "
-                     f"(`t2vbench run {s.video.models[0]} --sample-steps 5`) or calibrate it (`t2vbench calibrate "
-                     f"{s.video.models[0]}`), then pass the folder with --results.")
+        m = s.video.models[0]
+        lines.append(f"No evidence for {m} on: {', '.join(c for c, _ in h.missing)}. Calibrate it there (`t2vbench "
+                     f"calibrate {m}`: one block fits any of them) or measure it (`t2vbench run {m} --weights random "
+                     "--sample-steps 5`, with --offload group where its weights exceed the GPU), then pass the folder "
+                     "with --results.")
     return lines
+
+
+def _evidence(lines: tuple[str, ...]) -> str:
+    """What a row's prediction rests on, counted by kind and source: '4 published (mlenergy-v3), 1 published
+    (mlperf-inference-v6.0)' or '1 measured'."""
+    counts: dict[str, int] = {}
+    for line in lines:
+        kind, _, rest = line.partition(": ")
+        if kind not in ("measured", "step-sampled", "calibration", "published"):
+            continue  # the fit's own summary line ("one scale over totals on 5 run(s)")
+        source = rest.split()[0] if rest else ""  # the source of a published figure, the model of a measured one
+        key = f"{kind} ({source})" if source else kind
+        counts[key] = counts.get(key, 0) + 1
+    return ", ".join(f"{n} {k}" for k, n in counts.items()) or "its mix's kinds (above)"
 
 
 def format_headline(h: Headline) -> str:

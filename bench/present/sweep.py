@@ -22,7 +22,8 @@ def format_sweep(result: SweepResult) -> str:
     budget = f"; budget {sweep.budget_s:g} s" if sweep.budget_s else ""
     total = sum(r.predicted_s or 0.0 for r in result.cells if r.status == "to run")
     head = f"sweep {sweep.name} ({sweep.out}){budget}; every cell: {common}\n"
-    foot = f"\npredicted for the cells to run: {total:.0f} s (cost model; '-': no evidence)" if predicted else ""
+    foot = (f"\npredicted for the cells to run: {total:.0f} s (cost model; '-': no evidence; model builds, weight "
+            "initialisation and process starts are not in it: leave room for them in a budget)") if predicted else ""
     return head + table(rows, ["cell", "model", "arguments", "status", "video-min/GPU-h",
                                *(["predicted s"] if predicted else []), "record"]) + foot
 

@@ -104,9 +104,10 @@ def _requests() -> list[str]:
         kind = "required" if required else "optional"
         lines.append(f"#   {key} ({kind}, {'whole, ' if whole else ''}{'(' if low_open else '['}{low:g}, {high:g}]): "
                      f"{meaning}")
-    lines.append("# EXAMPLE of the form, not data: replace the kinds and shares with your own (shares sum to 1).")
+    lines.append("# EXAMPLE of the form, not data (commented out, so the file sizes the preset's fleet everywhere):")
+    lines.append("# uncomment and replace the kinds and shares with your own (shares sum to 1).")
     for kind in EXAMPLE_REQUESTS:
-        lines += ["[[requests]]", *(f"{k} = {_value(v)}" for k, v in kind.items()), ""]
+        lines += ["# [[requests]]", *(f"# {k} = {_value(v)}" for k, v in kind.items()), "#"]
     return lines
 
 
@@ -117,7 +118,7 @@ def template_text() -> str:
         "# A t2vbench demand scenario. Size a fleet from it: t2vbench fleet --scenario THIS-FILE.toml",
         "# (`t2vbench fleet --explain` prints the model and every field's check).",
         f"# The numbers are the {PRESET} preset's (source below), so as written it sizes that published fleet; the",
-        "# [[requests]] (costed only by `estimate` and `fleet --predict`) and the commented hourly_profile are",
+        "# commented [[requests]] mix (costed only by `estimate` and `fleet --predict`) and hourly_profile are",
         "# examples of the form only. Lines starting '#' are comments.",
         "",
         "# name: a slug of a-z, 0-9, '.', '_' or '-' (at most 64 characters)",
