@@ -33,6 +33,8 @@ def _money(x: float | None) -> str:
 
 
 def _n(x: float) -> str:
+    if x >= 1e6:
+        return f"{x / 1e6:,.2f}M"
     return f"{x / 1e3:,.1f}k" if x >= 1e4 else f"{x:,.0f}"
 
 
@@ -64,13 +66,13 @@ def _demand_line(est: Estimate) -> str:
 def _money_lines(est: Estimate) -> list[str]:
     s, out = est.scenario, est.fleet
     price, power = est.figures["unit_price_usd"].value, est.figures["board_power_w"].value
-    mw = lambda x: f"{x:.1f} MW"  # noqa: E731
+    mw = lambda x: f"{x / 1e3:,.2f} GW" if x >= 1e3 else f"{x:.1f} MW"  # noqa: E731
     return [
         f"capex at peak         {_money(out['capex_usd'])}" + (f"  ({_n(out['peak_fleet_gpus'])} x {_money(price)})"
                                                                  if price is not None else "")
         + _span(est, "capex_usd", _money),
         "power at peak         " + ("n/a" if out["power_at_peak_mw"] is None else
-                                     f"{out['power_at_peak_mw']:.1f} MW ({power:.0f} W per GPU, PUE {s.pue:g})"
+                                     f"{mw(out['power_at_peak_mw'])} ({power:.0f} W per GPU, PUE {s.pue:g})"
                                      + _span(est, "power_at_peak_mw", mw)),
         "energy per year       " + ("n/a" if out["energy_per_year_mwh"] is None else
                                      f"{out['energy_per_year_mwh'] / 1e3:,.1f} GWh"

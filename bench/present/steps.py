@@ -20,7 +20,9 @@ def format_steps(rows: list[StepRow], diagnosis: Diagnosis | None) -> str:
     body = [[r.generation, r.step, f"{r.duration_s:.4g}", r.samples, _f(r.sm_clock_mhz, ".0f"), _f(r.power_w, ".0f"),
              _f(None if r.memory_used_bytes is None else r.memory_used_bytes / GIB, ".2f"),
              _f(r.temperature_c, ".0f"), ", ".join(r.slowdowns) or "-"] for r in rows]
-    return table(body, HEADER) + "\n" + describe(diagnosis)
+    return (table(body, HEADER) + "\n" + describe(diagnosis) + "\nmemory is what the GPU's driver reports used on the "
+            "whole device (the CUDA context and the allocator's cache included), so it reads above the record's peak "
+            "memory, which is torch's own largest allocation")
 
 
 def describe(d: Diagnosis | None) -> str:
