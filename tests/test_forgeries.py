@@ -279,3 +279,36 @@ def test_a_budget_the_generations_fit_is_accepted():
     data = _genuine()
     data["settings"].update(repeats=5, time_budget_s=140.0)
     _passes(data)
+
+
+def _sampled_copy(basis_s: float | None, skipped_s: float | None):
+    """The genuine record as if step-sampled (steps 0-2 computed of 50): basis steps 1-2 set to basis_s and the time
+    they lose moved onto step 3 (denoise_s unchanged), or the skipped steps 3-49 set to skipped_s (as a real run's
+    cheap skips). Built with model_copy so that only the rule under test judges it."""
+    from bench.records.schema import Sampling
+
+    record = parse_record(GENUINE.read_text())
+    gens = []
+    for g in record.generations:
+        s = list(g.step_s)
+        if basis_s is not None:
+            s[3] += (s[1] - basis_s) + (s[2] - basis_s)
+            s[1] = s[2] = basis_s
+        if skipped_s is not None:
+            s[3:] = [skipped_s] * 47
+        gens.append(g.model_copy(update={"step_s": s, "denoise_s": sum(s),
+                                         "latency_s": g.latency_s - g.denoise_s + sum(s)}))
+    plan = Sampling.model_validate({"sample_steps": 2, "experts": [
+        {"component": "transformer", "first_step": 0, "steps": 50, "computed_steps": [0, 1, 2]}]})
+    return record.model_copy(update={"generations": gens, "sampling": plan})
+
+
+def test_a_step_sampled_record_whose_skipped_steps_cost_more_than_its_computed_ones_is_refused():
+    # catches: basis steps halved (0.62 s) while the skipped ones keep a full step's time: the extrapolation (about
+    # 2 x 0.62 x 47 s shorter) claimed twice the throughput of the genuine run and was filed
+    from bench.analysis import consistency
+
+    forged = consistency.problems(_sampled_copy(0.62, None))
+    assert forged and "shorter than the" in forged[0] and "skipped steps took longer" in forged[0]
+    # an honest sampled run: skipped steps of 10 ms against computed ones of ~1.28 s, so extrapolating lengthens it
+    assert consistency.problems(_sampled_copy(None, 0.01)) == []

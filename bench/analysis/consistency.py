@@ -12,6 +12,7 @@ from bench.records.schema import Generation, ResultRecord, Telemetry
 # stages add up to at most the generation's energy; only a foreign writer's rounding may separate them.
 STAGE_SUM_REL_TOL = 1e-6
 STAGE_SUM_ABS_J = 1e-3  # NVML's counter counts millijoules
+SAMPLED_SLACK = 0.10  # see _sampled
 # Between a generation's end and the budget check before the next the worker only sends the generation to the parent.
 BUDGET_SLACK_S = 1.0
 SUMMARY_ENERGY = ("energy_per_video_j", "energy_per_video_minute_wh", "energy_counter_j", "energy_integrated_j",
@@ -22,7 +23,24 @@ RUN_ENERGY = ("extrapolated_energy_per_video_j", "extrapolated_denoise_energy_me
 
 def problems(record: ResultRecord) -> list[str]:
     """One message per contradiction; [] for a record the run could have written."""
-    return _completion(record) + _budget(record) + _unmeasured_energy(record) + _stages(record) + _series(record)
+    return (_completion(record) + _budget(record) + _unmeasured_energy(record) + _stages(record) + _series(record)
+            + _sampled(record))
+
+
+def _sampled(record: ResultRecord) -> list[str]:
+    """A step-sampled run's skipped steps return the expert's last output without the denoiser (bench.run.sampling),
+    so each costs less than a computed one: extrapolating them at their computed steps' times can only lengthen a
+    generation. An extrapolation shorter than what was measured contradicts the steps it rests on. Held on GPU
+    records of real models (a GPU's step times vary by well under 1%; SAMPLED_SLACK leaves room all the same); a toy
+    on a loaded CPU has skipped steps costing about what its computed ones do, give or take several-fold noise, and it
+    is filed apart and never sizes a fleet."""
+    if record.sampling is None or record.is_toy:
+        return []
+    for g, full_s in zip(record.generations, record.latencies_s()):
+        if full_s < g.latency_s * (1 - SAMPLED_SLACK):
+            return [f"generation {g.index}: its extrapolated latency {full_s:.4g} s is shorter than the {g.latency_s:.4g} "
+                    "s it measured: its skipped steps took longer than the computed steps they are extrapolated from"]
+    return []
 
 
 def _completion(record: ResultRecord) -> list[str]:
