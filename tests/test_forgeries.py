@@ -312,3 +312,30 @@ def test_a_step_sampled_record_whose_skipped_steps_cost_more_than_its_computed_o
     assert forged and "shorter than the" in forged[0] and "skipped steps took longer" in forged[0]
     # an honest sampled run: skipped steps of 10 ms against computed ones of ~1.28 s, so extrapolating lengthens it
     assert consistency.problems(_sampled_copy(None, 0.01)) == []
+
+
+def test_a_copy_nudged_by_a_nanosecond_or_cut_short_is_refused_as_the_run_it_copies(run_cli, tmp_path):
+    # catches: the content hash beaten by a 1 ns edit of one step, or by dropping a generation: the copy was filed
+    # beside the run and compare pooled them as two measurements (a narrower interval from one run)
+    nudged = _genuine()
+    nudged["run_id"] = "0123456789ab"
+    g = nudged["generations"][0]
+    g["step_s"][7] += 1e-9
+    g["denoise_s"] += 1e-9
+    g["latency_s"] += 1e-9
+    nudged["schema_version"] = 4  # the summary forge writes is v4's
+    forge.summarized(nudged)
+    code, out, err = _submit(run_cli, tmp_path, _genuine(), nudged)
+    assert code == 2 and out.count("filed ") == 1
+    genuine_id = _genuine()["run_id"]
+    assert f"repeat those of run {genuine_id}, already filed" in err, err
+    # a copy cut to two generations, or with every time scaled, keeps the shapes of the run it copies
+    record = parse_record(GENUINE.read_text())
+    cut = record.model_copy(update={"generations": record.generations[:2]})
+    scaled = record.model_copy(update={"generations": [g.model_copy(update={"step_s": [x * 0.6 for x in g.step_s]})
+                                                        for g in record.generations]})
+    shapes = registry.step_shapes(record)
+    assert len(shapes) == 3 and registry.step_shapes(cut) <= shapes and registry.step_shapes(scaled) == shapes
+    # the three genuine H100 runs, all of one model and setting family, share no shape: reruns never repeat
+    others = [parse_record(p.read_text()) for p in H100_DIR.glob("*/*.json") if p != GENUINE]
+    assert all(not (registry.step_shapes(o) & shapes) for o in others)

@@ -97,13 +97,30 @@ def check(record: ResultRecord, allow_toy: bool) -> str | None:
     return None
 
 
-def filed(root: Path) -> tuple[set[str], set[str]]:
-    """Run ids and content hashes of every record already in the registry."""
-    ids, hashes = set(), set()
+def step_shapes(record: ResultRecord) -> set[tuple[int, ...]]:
+    """Each generation's step times as shares of its denoise stage, to 1e-4: a measurement's fingerprint that a copy
+    keeps when its times are scaled, nudged by nanoseconds or its generations dropped, and that a real rerun never
+    repeats (a GPU's step times vary by 0.25-0.55% run to run in the committed records, far above 1e-4 of a step's
+    ~2% share). Generations of fewer than MIN_SHAPE_STEPS steps leave none: a short series can repeat by chance."""
+    out = set()
+    for g in record.generations:
+        total = sum(g.step_s)
+        if len(g.step_s) >= MIN_SHAPE_STEPS and total > 0:
+            out.add(tuple(round(s / total * 1e4) for s in g.step_s))
+    return out
+
+
+MIN_SHAPE_STEPS = 20
+
+
+def filed(root: Path) -> tuple[set[str], dict[str, str], dict[tuple[int, ...], str]]:
+    """Run ids, content hashes and step shapes (each with the run it came from) of every record in the registry."""
+    ids, hashes, shapes = set(), {}, {}
     for _, record in scan(root, include_toy=True)[0]:
         ids.add(record.run_id)
-        hashes.add(content_hash(record))
-    return ids, hashes
+        hashes[content_hash(record)] = record.run_id
+        shapes.update(dict.fromkeys(step_shapes(record), record.run_id))
+    return ids, hashes, shapes
 
 
 def submit(paths: list[Path], root: Path, allow_toy: bool = False) -> list[Filed]:
@@ -111,7 +128,7 @@ def submit(paths: list[Path], root: Path, allow_toy: bool = False) -> list[Filed
     Raises OSError (ENOTDIR, naming root) for a registry that is a file: no record could be filed there."""
     if root.exists() and not root.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(root))
-    ids, hashes = filed(root) if root.exists() else (set(), set())
+    ids, hashes, shapes = filed(root) if root.exists() else (set(), {}, {})
     out = []
     for source in paths:
         try:
@@ -121,8 +138,14 @@ def submit(paths: list[Path], root: Path, allow_toy: bool = False) -> list[Filed
             continue
         reason = check(record, allow_toy)
         digest = content_hash(record)
-        if reason is None and (record.run_id in ids or digest in hashes):
+        repeated = [shapes[x] for x in step_shapes(record) if x in shapes]
+        if reason is None and record.run_id in ids:
             reason = f"already filed (run {record.run_id})"
+        elif reason is None and digest in hashes:
+            reason = f"already filed: the same measurement as run {hashes[digest]}"
+        elif reason is None and repeated:
+            reason = (f"its step times repeat those of run {repeated[0]}, already filed, up to a scale: a rerun never "
+                      "does; it is a copy of that measurement")
         if reason is not None:
             out.append(Filed(source, None, reason))
             continue
@@ -140,7 +163,8 @@ def submit(paths: list[Path], root: Path, allow_toy: bool = False) -> list[Filed
             out.append(Filed(source, None, f"could not be written to {where}: {exc.strerror or exc}"))
             continue
         ids.add(record.run_id)
-        hashes.add(digest)
+        hashes[digest] = record.run_id
+        shapes.update(dict.fromkeys(step_shapes(record), record.run_id))
         out.append(Filed(source, path, note="filed under toy/: not used by fleet or compare" if record.is_toy
                          else None))
     return out
