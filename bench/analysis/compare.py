@@ -18,6 +18,7 @@ from pathlib import Path
 
 from bench.analysis import fleet, physics, throughput
 from bench.analysis.collect import Loaded, load
+from bench.analysis.physics import computed_in_fp8
 from bench.analysis.reference import Reference, reference_fp8, reference_settings
 from bench.analysis.scenarios import Scenario, load_scenario
 from bench.core import hardware, metrics, stats
@@ -198,16 +199,15 @@ def _reference_flops(ref: Reference) -> float | None:
 def reference_row(path: Path, ref: Reference, s: Scenario) -> Row:
     hw = hardware.get(ref.hardware_class)
     tput = ref.video_minutes_per_gpu_hour()
-    peak = _peak(hw, "fp8" if reference_fp8(ref) else "bfloat16")
+    fp8 = computed_in_fp8(ref)  # its label, or faster than bf16 allows (physics.computed_in_fp8): never > 100%
     flops = _reference_flops(ref)
-    mfu, bound = _roofline(flops, peak, ref.gpu_seconds_per_video(), ref.video_seconds())
+    mfu, bound = _roofline(flops, _peak(hw, "fp8" if fp8 else "bfloat16"), ref.gpu_seconds_per_video(),
+                           ref.video_seconds())
     warnings: tuple[str, ...] = ()
-    if mfu is not None and mfu > 1 and hw.fp8_tflops is not None and not reference_fp8(ref):
-        # faster than its labelled precision's peak allows, so it computed in fp8 (the gate bounds it by the class's
-        # fastest dense rate): its MFU is against that peak, and the row says so; never above 100%
-        warnings = (f"{mfu:.0%} of {hw.id}'s bf16 peak, which is impossible: it must have computed in fp8 whatever its "
-                    "precision label says, so its MFU and bound are against the fp8 peak",)
-        mfu, bound = _roofline(flops, _peak(hw, "fp8"), ref.gpu_seconds_per_video(), ref.video_seconds())
+    if fp8 and not reference_fp8(ref):
+        bf16 = _roofline(flops, _peak(hw, "bfloat16"), ref.gpu_seconds_per_video(), ref.video_seconds())[0]
+        warnings = (f"{bf16:.0%} of {hw.id}'s bf16 peak, which is impossible: it must have computed in fp8 whatever "
+                    "its precision label says, so its MFU and bound are against the fp8 peak",)
     return Row(
         kind="published" if ref.measured else "estimate", source=ref.source.id, model=ref.model, hardware=hw.id,
         gpus=ref.gpus, settings_key=reference_key(ref), toy="", generations=None,

@@ -38,7 +38,7 @@ from typing import Any
 from bench.analysis import consistency, evidence
 from bench.analysis.evidence import POWER_MARGIN
 from bench.analysis.flops import Flops, cached_flops
-from bench.analysis.reference import Reference, reference_settings
+from bench.analysis.reference import Reference, reference_fp8, reference_settings
 from bench.core import hardware, metrics
 from bench.core.errors import UsageError
 from bench.core.specs import Settings, load_spec, spec_names
@@ -209,6 +209,18 @@ def reference_violations(ref: Reference) -> list[str]:
     """One message per impossibility of a published figure; an empty list for one physics allows."""
     hw = hardware.get(ref.hardware_class)
     return _reference_bound(ref, hw) + _reference_power(ref, hw)
+
+
+def computed_in_fp8(ref: Reference) -> bool:
+    """Whether a published figure's compute ran in fp8: its precision says so, or it is faster than the counted
+    FLOPs at the class's bf16 peak allow (VibeHPC's B300 row says 'fp32', its weights, and runs at 114% of bf16). The
+    one rule compare's MFU and the cost model's rates follow, so neither ever implies more than 100% of a peak."""
+    if reference_fp8(ref):
+        return True
+    hw = hardware.get(ref.hardware_class)
+    gpu_s, settings = ref.gpu_seconds_per_video(), reference_settings(ref)
+    count = None if gpu_s is None or settings is None or hw.fp8_tflops is None else spec_count(ref.model, settings)
+    return count is not None and count.total > gpu_s * hw.peak_flops("bfloat16") * MAX_MFU
 
 
 def _time_figure(ref: Reference) -> str:

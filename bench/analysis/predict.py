@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.analysis import predict_evidence as ev
+from bench.analysis.physics import computed_in_fp8
 from bench.analysis.predict_figures import (
     BYTES_PER_PARAM,
     GIB,
@@ -37,7 +38,7 @@ from bench.analysis.predict_figures import (
     rates_of,
 )
 from bench.analysis.predict_work import Work, work
-from bench.analysis.reference import reference_fp8, reference_settings
+from bench.analysis.reference import reference_settings
 from bench.core.errors import UsageError
 from bench.core.specs import Settings, check_settings, load_spec, preset_settings
 from bench.records.calibration import matching
@@ -81,6 +82,10 @@ def predict(req: ev.Request, evidence: ev.Evidence) -> Prediction:
             note = f"{ref.source.id} published {total_s:,.1f} s for this model and setting on this class ({how}; " \
                    "another software stack, shown for comparison)"
             found = dataclasses.replace(found, caveats=(*found.caveats, note))
+        if found.mfu is not None and found.mfu > 1:  # no rung may answer what physics forbids
+            raise UsageError(f"the {found.rung} rung predicts {found.mfu:.0%} of {req.hardware}'s peak FLOP/s for "
+                             f"{req.spec.name}, which is impossible: its evidence ({'; '.join(found.evidence)[:200]}) "
+                             "cannot stand for this model here")
         return found
     raise UsageError(refusal(req))
 
@@ -237,7 +242,7 @@ def _published_exact(req: ev.Request, exact: list[tuple[Any, Settings, Any]]) ->
     energy = Figure(ref.energy_per_video_j, "published",  # over every GPU the video occupied
                     ref.source.id if ref.energy_per_video_j is not None else f"{ref.source.id} gives none")
     found = assemble(req, "published", "published", [ev.describe_reference(ref)], {"total_s": total_s}, energy, None,
-                     _work_or_none(req), basis=f"{ref.source.id}: {how}", fp8=reference_fp8(ref))
+                     _work_or_none(req), basis=f"{ref.source.id}: {how}", fp8=computed_in_fp8(ref))
     if len(exact) == 1:
         return found
     fastest_s, slowest_s = exact[0][2][0], exact[-1][2][0]

@@ -16,8 +16,9 @@ from typing import Any
 from bench.analysis import evidence
 from bench.analysis import predict_model as model
 from bench.analysis.collect import expand, load_one
+from bench.analysis.physics import computed_in_fp8
 from bench.analysis.predict_work import Work
-from bench.analysis.reference import Reference, reference_fp8
+from bench.analysis.reference import Reference
 from bench.core import hardware
 from bench.core.errors import UsageError
 from bench.core.jsonsafe import loads_strict
@@ -190,7 +191,7 @@ def reference_observation(ref: Reference, w: Work) -> model.Observation | None:
     if found is None:
         return None
     total_s, gpus, _ = found
-    return model.Observation(model.terms(w, model.rates(hardware.get(ref.hardware_class), reference_fp8(ref)), gpus),
+    return model.Observation(model.terms(w, model.rates(hardware.get(ref.hardware_class), computed_in_fp8(ref)), gpus),
                              total_s)
 
 

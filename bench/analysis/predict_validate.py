@@ -29,8 +29,9 @@ from typing import Any
 from bench.analysis import predict as predict_mod
 from bench.analysis import predict_evidence as ev
 from bench.analysis import predict_model as model
+from bench.analysis.physics import computed_in_fp8
 from bench.analysis.predict_work import work
-from bench.analysis.reference import reference_fp8, reference_settings
+from bench.analysis.reference import reference_settings
 from bench.core import hardware
 from bench.core.errors import UsageError
 from bench.core.specs import load_spec, spec_names
@@ -154,7 +155,7 @@ def _base_scales(single: dict, source: str, class_id: str) -> model.Scales | Non
     if base is None:
         return None
     _, ref, settings, seconds = base
-    t = model.terms(work(load_spec(BASE_MODEL), settings), model.rates(hardware.get(class_id), reference_fp8(ref)))
+    t = model.terms(work(load_spec(BASE_MODEL), settings), model.rates(hardware.get(class_id), computed_in_fp8(ref)))
     return model.fit([model.Observation(t, seconds)])
 
 
@@ -165,7 +166,7 @@ def model_ratios(single: dict) -> list[Case]:
         if name == BASE_MODEL or scales is None:
             continue
         base_s = single[(source, class_id, BASE_MODEL)][3]
-        predicted = _predicted_s(name, settings, class_id, reference_fp8(ref), scales)
+        predicted = _predicted_s(name, settings, class_id, computed_in_fp8(ref), scales)
         out.append(Case("model ratios", f"{source} {class_id}: {name} / {BASE_MODEL}", predicted / base_s,
                         seconds / base_s, "x", f"fitted on {BASE_MODEL} alone ({base_s:,.1f} s)"))
     return out
@@ -194,8 +195,8 @@ def class_ratios(single: dict) -> list[Case]:
             scales, b_scales = _base_scales(single, source, class_id), _base_scales(single, source, base)
             if class_id == base or scales is None or b_scales is None:
                 continue
-            predicted = _predicted_s(name, b_settings, base, reference_fp8(b_ref), b_scales) / \
-                _predicted_s(name, settings, class_id, reference_fp8(ref), scales)
+            predicted = _predicted_s(name, b_settings, base, computed_in_fp8(b_ref), b_scales) / \
+                _predicted_s(name, settings, class_id, computed_in_fp8(ref), scales)
             out.append(Case("class ratios", f"{source} {name}: {class_id} / {base}", predicted, b_seconds / seconds,
                             "x", f"each class fitted on {BASE_MODEL} alone"))
     return out
@@ -209,7 +210,7 @@ def scaling(evidence: ev.Evidence, single: dict) -> list[Case]:
         if found is None or found[1] == 1 or one is None:
             continue
         _, one_ref, settings, one_s = one
-        fp8 = reference_fp8(one_ref)
+        fp8 = computed_in_fp8(one_ref)
         t = model.terms(work(load_spec(ref.model), settings), model.rates(hardware.get(ref.hardware_class), fp8))
         scales = model.fit([model.Observation(t, one_s)])
         predicted = _predicted_s(ref.model, settings, ref.hardware_class, fp8, scales, found[1])
@@ -228,8 +229,8 @@ def transfer(single: dict) -> list[Case]:
         for class_id, (_, ref, settings, seconds) in sorted(per_class.items()):
             if class_id == base:
                 continue
-            fp8 = reference_fp8(ref)
-            predicted = _predicted_s(name, b_settings, base, reference_fp8(b_ref), None) / \
+            fp8 = computed_in_fp8(ref)
+            predicted = _predicted_s(name, b_settings, base, computed_in_fp8(b_ref), None) / \
                 _predicted_s(name, settings, class_id, fp8, None)
             out.append(Case("transfer", f"{source} {name}: {class_id} / {base} by the catalogue", predicted,
                             b_seconds / seconds, "x",

@@ -302,7 +302,8 @@ def from_prediction(req: Request, p: Prediction) -> Throughput:
     if p.error_interval is not None:
         lo, hi = p.error_interval  # predicted / actual - 1, so actual throughput = predicted x (1 + error)
         interval = (value * (1 + lo), value * (1 + hi))
-        basis = f"{evidence}: the '{p.rung}' rung's error in `t2vbench predict --validate`, {lo:+.1%} to {hi:+.1%}"
+        basis = f"{evidence}: the '{p.rung}' rung's error in `t2vbench predict --validate`, {lo:+.1%} to {hi:+.1%}" \
+            if evidence != "published" else f"published: the spread of the systems published, {lo:+.1%} to {hi:+.1%}"
     hw = hardware.match_gpu(p.hardware) if not p.hardware.startswith("cpu:") else None
     source = (f"cost model ({p.rung} rung): {p.model} ({p.setting}) on {p.hardware}, {value:.4g} video-min per GPU-hour "
               f"{evidence}; {p.video_min_per_gpu_hour.basis}")

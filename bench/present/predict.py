@@ -32,6 +32,8 @@ def _interval(p: Prediction) -> str:
         return "not validated yet" if p.seconds_per_video.kind == "predicted" else ""
     low, high = p.error_interval
     s = p.seconds_per_video.value
+    if p.seconds_per_video.kind == "published":  # several published systems: the median, and their spread
+        return f"the published systems took {s / (1 + high):,.4g} to {s / (1 + low):,.4g} s (the median is shown)"
     return (f"{low:+.1%} to {high:+.1%} in `predict --validate`: actual {s / (1 + high):,.4g} to "
             f"{s / (1 + low):,.4g} s if it errs as those cases did")
 
@@ -54,7 +56,7 @@ def format_prediction(p: Prediction, skipped: Sequence[str] = ()) -> str:
         lines.append(f"implied MFU  {p.mfu:.1%} ({p.seconds_per_video.kind})")
     interval = _interval(p)
     if interval:
-        lines.append(f"error of this rung  {interval}")
+        lines.append(f"{'spread' if p.seconds_per_video.kind == 'published' else 'error of this rung'}  {interval}")
     lines += ["evidence:"] + [f"  {clean(e)}" for e in p.evidence]
     lines += [f"caveat: {clean(c)}" for c in p.caveats]
     lines += [f"skipped: {clean(s)}" for s in skipped]
