@@ -308,6 +308,8 @@ def test_no_published_mfu_is_shown_above_100_percent():
     assert all(r.mfu is None or r.mfu <= 1 for r in result.rows)
     flagged = [r for r in result.rows if any("must have computed in fp8" in w for w in r.warnings)]
     assert len(flagged) == 1 and flagged[0].hardware == "b300"
+    assert sum("must have computed in fp8" in line for line in compare_format.format_table(result).splitlines()
+               if line.startswith("warning: #")) == 1  # the terminal table says it too, not only JSON and HTML
     b300 = hardware.get("b300")
     assert flagged[0].mfu == pytest.approx(float(flagged[0].warnings[0].split("%")[0]) / 100
                                            * b300.bf16_tflops / b300.fp8_tflops, abs=0.006)

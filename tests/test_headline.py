@@ -137,3 +137,10 @@ def test_estimate_without_any_evidence_folder_is_refused(run_cli, tmp_path, monk
     monkeypatch.chdir(tmp_path)  # no ./results, no ./t2vbench-results
     code, out, err = run_cli("estimate")
     assert code == 2 and out == "" and "--results PATH" in err and err.count("\n") == 1
+
+
+def test_an_impossible_setting_is_said_not_hidden_as_missing_evidence(tmp_path, run_cli):
+    path = tmp_path / "w.toml"
+    path.write_text(FACTORIAL.replace("width = 1280", "width = 1281"))
+    code, out, err = run_cli("estimate", "--scenario", path, "--results", "results")
+    assert code == 2 and out == "" and "must be a positive multiple of 16" in err and err.count("\n") == 1

@@ -63,6 +63,8 @@ def headline(s: Scenario, overridden: set[str], paths: Sequence[str | Path], res
             rows.append(found)
         else:
             missing.append((class_id, found))
+    if not rows and missing and not any(why.startswith("no evidence for") for _, why in missing):
+        raise UsageError(missing[0][1])  # not missing evidence but an impossible setting: say so, as predict does
     published = estimate(s, from_scenario(s), overridden, command="estimate") \
         if s.throughput_video_min_per_gpu_hour is not None else None
     return Headline(s, rows, missing, published, evidence.skipped, tuple(sorted(overridden)))

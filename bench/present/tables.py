@@ -112,6 +112,7 @@ def format_table(c: Comparison) -> str:
     """The aligned table, its notes and the skipped files (display.table cleans every cell)."""
     rows = [cells(r, i) for i, r in enumerate(c.rows, 1)]
     lines = [table(rows, header(c)), ""] + [f"note: {n}" for n in notes(c)]
+    lines += [f"warning: #{i} {clean(w)}" for i, r in enumerate(c.rows, 1) for w in r.warnings]  # as the report lists
     lines += [f"skipped: {clean(s)}" for s in c.skipped]
     return "\n".join(lines)
 
