@@ -285,7 +285,7 @@ def _sampled_copy(basis_s: float | None, skipped_s: float | None):
     """The genuine record as if step-sampled (steps 0-2 computed of 50): basis steps 1-2 set to basis_s and the time
     they lose moved onto step 3 (denoise_s unchanged), or the skipped steps 3-49 set to skipped_s (as a real run's
     cheap skips). Built with model_copy so that only the rule under test judges it."""
-    from bench.records.schema import Sampling
+    from bench.records.sampling import Sampling
 
     record = parse_record(GENUINE.read_text())
     gens = []

@@ -31,8 +31,8 @@ from bench.core import hardware, metrics
 from bench.core.errors import UsageError
 from bench.core.jsonsafe import loads_strict, read_bounded
 from bench.core.specs import Settings, load_spec, spec_names
+from bench.records.fields import Slug, Strict, Text
 from bench.records.io import field_error
-from bench.records.schema import Slug, Text, _Strict
 
 REFERENCE_VERSION = 2
 MAX_REFERENCE_BYTES = 64 * 1024  # a reference is a few hundred bytes: anything large is not one
@@ -42,7 +42,7 @@ Date = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[0
 Label = Annotated[str, Field(min_length=1, max_length=300)]
 
 
-class Source(_Strict):
+class Source(Strict):
     id: Slug  # short name shown in tables, e.g. 'mlenergy-v3'
     title: Label
     url: Annotated[str, Field(pattern=r"^https://[^\s]+$", max_length=2000)]
@@ -58,7 +58,7 @@ class Source(_Strict):
         return self
 
 
-class ReferenceSettings(_Strict):
+class ReferenceSettings(Strict):
     height: Annotated[int, Field(ge=1, le=16384)] | None  # None: the source states none
     width: Annotated[int, Field(ge=1, le=16384)] | None
     num_frames: Annotated[int, Field(ge=1, le=1_000_000)]
@@ -71,7 +71,7 @@ class ReferenceSettings(_Strict):
     parallelism: Label | None
 
 
-class Accuracy(_Strict):
+class Accuracy(Strict):
     metric: Literal["vbench"]  # VBench total score, MLPerf text-to-video's accuracy gate
     value: Annotated[float, Field(ge=0, le=100)]  # as the source prints it
     scale: Literal["percent", "fraction"]  # 0-100 or 0-1: sources differ, so the file says which
@@ -89,7 +89,7 @@ class Accuracy(_Strict):
         return self.value * 100 if self.scale == "fraction" else self.value
 
 
-class Reference(_Strict):
+class Reference(Strict):
     kind: Literal["reference"]
     reference_version: Literal[2]
     measured: bool  # false for an analytic estimate

@@ -32,23 +32,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from bench.core import metrics
 from bench.core.errors import UsageError
 from bench.core.files import write_atomic
 from bench.core.jsonsafe import loads_strict, read_bounded
+from bench.records.fields import HardwareClassName, OptionName, OptionValue, Slug, Strict, Text
 from bench.records.io import field_error
-from bench.records.schema import (
-    DETAIL_KEYS,
-    GenerationSettings,
-    HardwareClassName,
-    OptionName,
-    OptionValue,
-    Slug,
-    SpecRef,
-    Text,
-)
+from bench.records.schema import DETAIL_KEYS, GenerationSettings, SpecRef
 
 CALIBRATION_VERSION = 2
 KIND = "calibration"
@@ -67,10 +59,6 @@ Shape = Annotated[list[Annotated[int, Field(ge=1, le=10**7)]], Field(min_length=
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.]{0,100}$")]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
-
-
 def _close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=_REL, abs_tol=1e-12)
 
@@ -79,7 +67,7 @@ Timings = Annotated[list[PositiveSeconds], Field(min_length=BUILT_BLOCKS, max_le
 AttentionTimings = Annotated[list[Seconds], Field(min_length=BUILT_BLOCKS, max_length=BUILT_BLOCKS)]
 
 
-class Sample(_Strict):
+class Sample(Strict):
     """One hooked forward of the 2-block build: the whole forward, and per kind of block each block and the
     attention inside it ([kind][block], kinds in the Stack's order)."""
 
@@ -104,7 +92,7 @@ class Sample(_Strict):
         return max(0.0, self.forward_s - sum(map(sum, self.block_s)))
 
 
-class BlockKind(_Strict):
+class BlockKind(Strict):
     """One kind of block of a stack: where its blocks are, how many the model has, and what one costs (medians over
     the repeats of the mean over the built blocks, recomputed on load)."""
 
@@ -117,7 +105,7 @@ class BlockKind(_Strict):
     other_s: Seconds  # block_s - attention_s: norms, feed-forward, modulation
 
 
-class Stack(_Strict):
+class Stack(Strict):
     """A component made of blocks of one or two kinds, timed on builds of 1 and 2 blocks of each kind (seconds per
     forward)."""
 
@@ -185,7 +173,7 @@ def stack_figures(samples: Sequence[Sample]) -> dict[str, Any]:
     return {"kinds": kinds, "rest_s": statistics.median(s.rest_s for s in samples)}
 
 
-class VaeDecode(_Strict):
+class VaeDecode(Strict):
     class_name: Identifier
     latent_shape: Shape
     weights_bytes: Bytes
@@ -230,7 +218,7 @@ class CalibrationSettings(GenerationSettings):
     warmup: Annotated[int, Field(ge=0, le=100)]
 
 
-class CalibrationRecord(_Strict):
+class CalibrationRecord(Strict):
     schema_version: Literal[2]
     kind: Literal["calibration"]
     t2vbench_version: Annotated[str, Field(max_length=50)]

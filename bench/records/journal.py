@@ -33,8 +33,10 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from bench.core.errors import UsageError
 from bench.core.jsonsafe import loads_strict
 from bench.core.specs import Settings
+from bench.records.fields import OptionName, OptionValue, Text
 from bench.records.io import field_error
-from bench.records.schema import CpuEnergy, OptionName, OptionValue, Sampling, SpecRef, Text, Weights
+from bench.records.sampling import Sampling
+from bench.records.schema import CpuEnergy, SpecRef, Weights
 
 JOURNAL_VERSION = 1
 MAX_JOURNAL_BYTES = 256 * 1024 * 1024

@@ -29,24 +29,27 @@ import math
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
+from pydantic import Field, model_serializer, model_validator
 
 from bench.core import metrics
+from bench.records.fields import (
+    HardwareClassName,
+    Joules,
+    MHz,
+    OptionName,
+    OptionValue,
+    Seconds,
+    Seed,
+    Slug,
+    Strict,
+    Text,
+    Watts,
+)
+from bench.records.sampling import Sampling
 
 SCHEMA_VERSION = 4
 MAX_RECORD_BYTES = 64 * 1024 * 1024  # records come from strangers: bound what we parse
 
-Seconds = Annotated[float, Field(ge=0, le=1e7)]
-Joules = Annotated[float, Field(ge=0, le=1e12)]
-Watts = Annotated[float, Field(ge=0, le=1e5)]
-MHz = Annotated[float, Field(ge=0, le=1e5)]
-Text = Annotated[str, Field(max_length=4096)]
-# Names that end up in file names and registry paths: a safe slug, never a path.
-Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
-HardwareClassName = Annotated[str, Field(pattern=r"^(cpu:)?[a-z0-9][a-z0-9.-]{0,150}$")]
-Seed = Annotated[int, Field(ge=-2**63, lt=2**64)]  # torch's manual_seed range; warm-up seeds count down from seed-1
-OptionName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,40}$")]
-OptionValue = Annotated[str, Field(max_length=200)] | int | float | bool | None
 # Recorded beside the serving options but describing them, not choosing them: left out of the settings key.
 DETAIL_KEYS = ("quantized", "memory_cap_of_gib", "parallel_hooks")
 GPU_DEVICE = re.compile(r"cuda(:\d{1,4})?")  # torch's names of a GPU device, as a record's settings.device holds
@@ -54,11 +57,7 @@ SERIES_FIELDS = ("t_s", "power_w", "sm_clock_mhz", "mem_clock_mhz", "gpu_util_pc
                  "memory_used_bytes", "temperature_c", "throttle_mask")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
-
-
-class SpecRef(_Strict):
+class SpecRef(Strict):
     name: Slug
     family: Annotated[str, Field(max_length=100)]
     pipeline: Annotated[str, Field(max_length=200)]
@@ -67,7 +66,7 @@ class SpecRef(_Strict):
     tiny: bool  # a toy variant: proves the harness, says nothing about what video costs
 
 
-class GenerationSettings(_Strict):
+class GenerationSettings(Strict):
     """The settings one generation is made at (bench.core.specs.Settings), as records of every kind keep them."""
 
     height: Annotated[int, Field(ge=1, le=16384)]
@@ -100,12 +99,12 @@ class RunSettings(GenerationSettings):
         return data
 
 
-class Weights(_Strict):
+class Weights(Strict):
     source: Literal["random", "hub", "local"]
     location: Text | None  # hub repo id or local directory; None for random
 
 
-class GenerationTelemetry(_Strict):
+class GenerationTelemetry(Strict):
     start_s: Seconds  # since the sampler's start, so the series can be cut per generation
     end_s: Seconds
     energy_j: Joules | None
@@ -133,7 +132,7 @@ class GenerationTelemetry(_Strict):
         return self
 
 
-class TelemetrySummary(_Strict):
+class TelemetrySummary(Strict):
     energy_per_video_j: Joules | None
     energy_per_video_minute_wh: Annotated[float, Field(ge=0, le=1e9)] | None
     energy_counter_j: Joules | None
@@ -156,12 +155,12 @@ class TelemetrySummary(_Strict):
                                                                     "sampling_gaps": 0, "longest_gap_s": 0.0})
 
 
-class CpuEnergy(_Strict):
+class CpuEnergy(Strict):
     package_energy_j: Joules | None
     reason: Text | None
 
 
-class Telemetry(_Strict):
+class Telemetry(Strict):
     backend: Slug
     available: bool
     unavailable_reason: Text | None
@@ -188,7 +187,7 @@ class Telemetry(_Strict):
         return self
 
 
-class Generation(_Strict):
+class Generation(Strict):
     index: Annotated[int, Field(ge=0)]
     seed: Seed
     latency_s: Annotated[float, Field(gt=0, le=1e7)]
@@ -214,87 +213,7 @@ class Generation(_Strict):
         return self
 
 
-Step = Annotated[int, Field(ge=0, le=9999)]
-
-
-class SampledExpert(_Strict):
-    """One denoiser of a step-sampled run: the steps it runs (first_step onwards) and which of them were computed.
-    Its first step carries one-off costs and is measured but not extrapolated from; the computed steps after it are
-    the basis of its skipped steps."""
-
-    component: OptionName
-    first_step: Step
-    steps: Annotated[int, Field(ge=1, le=10000)]
-    computed_steps: Annotated[list[Step], Field(min_length=1, max_length=10000)]
-
-    @model_validator(mode="after")
-    def _within(self) -> SampledExpert:
-        c = self.computed_steps
-        if c[0] != self.first_step or any(b <= a for a, b in zip(c, c[1:])) or c[-1] >= self.first_step + self.steps:
-            raise ValueError(f"{self.component}'s computed steps {c} must rise from its first step {self.first_step} "
-                             f"within its {self.steps} steps")
-        if len(c) == 1 and self.steps > 1:
-            raise ValueError(f"{self.component} skips steps but computed none to extrapolate them from")
-        return self
-
-    @property
-    def basis(self) -> list[int]:
-        return self.computed_steps[1:]
-
-
-class Sampling(_Strict):
-    """How a step-sampled run chose its steps: K computed after each expert's first, split between the experts in
-    proportion to their steps; the experts follow each other through the schedule."""
-
-    sample_steps: Annotated[int, Field(ge=1, le=10000)]
-    experts: Annotated[list[SampledExpert], Field(min_length=1, max_length=8)]
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Sampling:
-        start = 0
-        for e in self.experts:
-            if e.first_step != start:
-                raise ValueError(f"{e.component} starts at step {e.first_step}, not where the one before ends ({start})")
-            start += e.steps
-        if sum(len(e.basis) for e in self.experts) != self.sample_steps:
-            raise ValueError(f"the experts compute {sum(len(e.basis) for e in self.experts)} steps after their first, "
-                             f"not sample_steps {self.sample_steps}")
-        if self.computed == self.total_steps:
-            raise ValueError("every step was computed: not a step-sampled run")
-        return self
-
-    @property
-    def total_steps(self) -> int:
-        return sum(e.steps for e in self.experts)
-
-    @property
-    def computed(self) -> int:
-        """Steps computed per generation (each expert's first included)."""
-        return sum(len(e.computed_steps) for e in self.experts)
-
-    def describe(self) -> str:
-        """The plan in words, steps counted from 1: 'steps 1-6 of 50 computed; the other 44 extrapolated from the
-        mean of steps 2-6'."""
-        basis = [f"{_ranges(e.basis)}{f' ({e.component})' if len(self.experts) > 1 else ''}" for e in self.experts
-                 if e.basis]
-        computed = ", ".join(_ranges(e.computed_steps) for e in self.experts)
-        each = ", each expert from its own" if len(self.experts) > 1 else ""
-        return (f"steps {computed} of {self.total_steps} computed; the other {self.total_steps - self.computed} "
-                f"extrapolated from the mean of steps {' and '.join(basis)}{each}")
-
-
-def _ranges(steps: list[int]) -> str:
-    """0-based step indices as 1-based ranges: [1, 2, 3, 7] -> '2-4, 8'."""
-    out: list[list[int]] = []
-    for i in steps:
-        if out and i == out[-1][1] + 1:
-            out[-1][1] = i
-        else:
-            out.append([i, i])
-    return ", ".join(f"{a + 1}" if a == b else f"{a + 1}-{b + 1}" for a, b in out)
-
-
-class WorkerReport(_Strict):
+class WorkerReport(Strict):
     """One worker of a multi-GPU run: where it ran, what it measured of its own GPU, and how it ended."""
 
     index: Annotated[int, Field(ge=0, le=4095)]
@@ -305,7 +224,7 @@ class WorkerReport(_Strict):
     telemetry: Telemetry | None
 
 
-class Fidelity(_Strict):
+class Fidelity(Strict):
     """How far output-changing options moved the frames: the first timed generation against a plain one."""
 
     psnr_db: Annotated[float, Field(ge=0, le=999)]  # 999 stands for identical frames
@@ -315,7 +234,7 @@ class Fidelity(_Strict):
     reference: Text
 
 
-class ResultRecord(_Strict):
+class ResultRecord(Strict):
     schema_version: Literal[4]
     t2vbench_version: Annotated[str, Field(max_length=50)]
     command: Annotated[list[Text], Field(max_length=200)]  # the command line that ran, as argv
