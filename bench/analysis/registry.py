@@ -138,7 +138,8 @@ def submit(paths: list[Path], root: Path, allow_toy: bool = False) -> list[Filed
             continue
         reason = check(record, allow_toy)
         digest = content_hash(record)
-        repeated = [shapes[x] for x in step_shapes(record) if x in shapes]
+        own_shapes = step_shapes(record)
+        repeated = [shapes[x] for x in own_shapes if x in shapes]
         if reason is None and record.run_id in ids:
             reason = f"already filed (run {record.run_id})"
         elif reason is None and digest in hashes:
@@ -164,7 +165,7 @@ def submit(paths: list[Path], root: Path, allow_toy: bool = False) -> list[Filed
             continue
         ids.add(record.run_id)
         hashes[digest] = record.run_id
-        shapes.update(dict.fromkeys(step_shapes(record), record.run_id))
+        shapes.update(dict.fromkeys(own_shapes, record.run_id))
         out.append(Filed(source, path, note="filed under toy/: not used by fleet or compare" if record.is_toy
                          else None))
     return out
