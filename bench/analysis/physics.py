@@ -17,6 +17,8 @@ Where each bound comes from:
 - both energy bounds allow for the counter's update period (COUNTER_UPDATE_S): a difference of two readings covers
   up to that much more or less than the span between them.
 - environment: bench.analysis.evidence (the GPU the environment and the telemetry name, and its own readings).
+- readings: bench.analysis.readings (sampled clocks, power under the power cap and memory against the device's own
+  limits and the class's).
 - fields that contradict each other (complete with a reason, a budget that could not have let the generations start,
   energy without the telemetry or the series that measured it): bench.analysis.consistency.
 
@@ -35,7 +37,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.analysis import consistency, evidence
+from bench.analysis import consistency, evidence, readings
 from bench.analysis.evidence import POWER_MARGIN
 from bench.analysis.flops import Flops, cached_flops
 from bench.analysis.reference import Reference, reference_fp8, reference_settings
@@ -70,7 +72,7 @@ def violations(record: ResultRecord) -> list[str]:
     problems = _device_class(record)
     hw = None if record.hardware_class.startswith("cpu:") else hardware.match_gpu(record.hardware_class)
     if hw is not None:
-        problems += evidence.problems(record, hw)
+        problems += evidence.problems(record, hw) + readings.problems(record, hw)
     problems += _telemetry(record)  # a summary its own series contradicts is named before the bounds it breaks
     if hw is not None:
         problems += _energy(record, hw) + _bound(record, hw)
@@ -208,7 +210,7 @@ def check_reference(ref: Reference, origin: str) -> Reference:
 def reference_violations(ref: Reference) -> list[str]:
     """One message per impossibility of a published figure; an empty list for one physics allows."""
     hw = hardware.get(ref.hardware_class)
-    return _reference_bound(ref, hw) + _reference_power(ref, hw)
+    return _reference_bound(ref, hw) + _reference_power(ref, hw) + _reference_energy_floor(ref, hw)
 
 
 def computed_in_fp8(ref: Reference) -> bool:
@@ -224,27 +226,64 @@ def computed_in_fp8(ref: Reference) -> bool:
 
 
 def _time_figure(ref: Reference) -> str:
-    figure = f"seconds_per_video {ref.seconds_per_video:.4g}" if ref.seconds_per_video is not None else \
-        f"videos_per_s {ref.videos_per_s:.4g}"
+    if ref.seconds_per_video is not None:
+        figure = f"seconds_per_video {ref.seconds_per_video:.4g}"
+    elif ref.videos_per_s is not None:
+        figure = f"videos_per_s {ref.videos_per_s:.4g}"
+    else:
+        figure = f"energy_per_video_j {ref.energy_per_video_j:.4g} over avg_power_w {ref.avg_power_w:.4g}"
     return f"{figure} on {ref.gpus} GPU(s)"
 
 
-def _reference_bound(ref: Reference, hw: hardware.HardwareClass) -> list[str]:
-    """A video's GPU-seconds no fewer than its counted FLOPs at one GPU's peak; no bound where FLOPs cannot be
-    counted (a model models/ lacks, a source without size or steps)."""
-    gpu_s, settings = ref.gpu_seconds_per_video(), reference_settings(ref)
-    count = None if gpu_s is None or settings is None else spec_count(ref.model, settings)
+def _gpu_seconds(ref: Reference) -> float | None:
+    """GPU-seconds per video from the time figure, or, where the source gives none, from the time its energy and
+    average power imply (both totals over all `gpus`: energy / power is the wall seconds per video)."""
+    gpu_s = ref.gpu_seconds_per_video()
+    if gpu_s is None and ref.energy_per_video_j is not None and ref.avg_power_w:
+        gpu_s = ref.energy_per_video_j / ref.avg_power_w * ref.gpus
+    return gpu_s
+
+
+def _fastest_floor(ref: Reference, hw: hardware.HardwareClass) -> tuple[Flops, str, float] | None:
+    """The counted FLOPs of one video, the class's fastest dense dtype and the GPU-seconds they take at its peak;
+    None where FLOPs cannot be counted (a model models/ lacks, a source without size or steps)."""
+    settings = reference_settings(ref)
+    count = None if settings is None else spec_count(ref.model, settings)
     if count is None:
-        return []
+        return None
     # the class's fastest dense rate, whatever the file says it ran in: a precision label is the file's word (a
     # forger writes 'fp8'), and a source's is often the weights' (VibeHPC's B300 MLPerf row says 'fp32' and runs at
     # 114% of the bf16 peak, 57% of the fp8 one)
     dtype = "fp8" if hw.fp8_tflops else "bfloat16"
-    floor_s = count.total / hw.peak_flops(dtype)
+    return count, dtype, count.total / hw.peak_flops(dtype)
+
+
+def _reference_bound(ref: Reference, hw: hardware.HardwareClass) -> list[str]:
+    """A video's GPU-seconds (given, or implied by energy over power) no fewer than its counted FLOPs at one GPU's
+    peak; no bound where FLOPs cannot be counted."""
+    gpu_s, floor = _gpu_seconds(ref), _fastest_floor(ref, hw)
+    if gpu_s is None or floor is None:
+        return []
+    count, dtype, floor_s = floor
     if gpu_s * MAX_MFU < floor_s:
         return [f"{_time_figure(ref)} is {gpu_s:.3g} GPU-seconds per video, less than the physical bound of "
                 f"{floor_s:.3g} s ({count.total:.3g} FLOPs at {hw.id}'s {dtype} peak, its fastest): MFU above 100% "
                 "is impossible"]
+    return []
+
+
+def _reference_energy_floor(ref: Reference, hw: hardware.HardwareClass) -> list[str]:
+    """Without a time figure an energy still has a floor: a video takes at least its counted FLOPs at one GPU's
+    fastest peak in GPU-seconds, and each of them draws at least the class's idle floor."""
+    floor = None if ref.energy_per_video_j is None or hw.idle_power_w is None else _fastest_floor(ref, hw)
+    if floor is None:
+        return []
+    count, dtype, floor_s = floor
+    floor_j = hw.idle_power_w * floor_s
+    if ref.energy_per_video_j < floor_j:
+        return [f"energy_per_video_j {ref.energy_per_video_j:.4g} is below {floor_j:.4g} J: one video takes at least "
+                f"{floor_s:.3g} GPU-seconds ({count.total:.3g} FLOPs at {hw.id}'s {dtype} peak), each at no less than "
+                f"its idle floor of {hw.idle_power_w:g} W ({hw.idle_source})"]
     return []
 
 

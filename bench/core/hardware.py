@@ -1,5 +1,5 @@
 """The hardware catalogue: per class, memory, peak dense FLOP/s, bandwidth, board power, price, the dated rental
-$ per GPU-hour and the idle power floor, each sourced."""
+$ per GPU-hour, the idle power floor and the maximum SM clock, each sourced."""
 
 from __future__ import annotations
 
@@ -44,11 +44,15 @@ class HardwareClass:
     rental_date: str | None = None  # YYYY-MM-DD the price was last read; rental prices move monthly
     idle_power_w: float | None = None  # lowest plausible draw while a process holds the GPU; None: no floor known
     idle_source: str | None = None  # where the floor comes from, or how it was derived from a sourced one
+    max_sm_clock_mhz: float | None = None  # the highest SM clock the class runs at (its maximum boost); None: unsourced
+    clock_source: str | None = None  # where the maximum clock comes from
 
     def __post_init__(self) -> None:
         # the catalogue is ours: a floor without its source, or one above the board power, is a bug, not a user error
         if (self.idle_power_w is None) != (self.idle_source is None):
             raise ValueError(f"{self.id}: idle_power_w and idle_source go together")
+        if (self.max_sm_clock_mhz is None) != (self.clock_source is None):
+            raise ValueError(f"{self.id}: max_sm_clock_mhz and clock_source go together")
         if self.idle_power_w is not None and not 0 < self.idle_power_w < self.board_power_w:
             raise ValueError(f"{self.id}: idle_power_w {self.idle_power_w} W is not below the board power")
 
