@@ -185,3 +185,33 @@ def test_estimate_refuses_a_results_path_that_does_not_exist(tmp_path, run_cli):
     code, out, err = run_cli("estimate", "--results", tmp_path / "nonexist")
     assert (code, out) == (2, "")
     assert err.count("\n") == 1 and "nonexist" in err and "no such file or folder" in err
+
+
+# --- energy without a time figure ---------------------------------------------------------------------------------
+
+UNTIMED = ("seconds_per_video", "videos_per_s")
+
+
+@pytest.mark.parametrize(("factor", "refused"), [(0.99, True), (1.01, False)])
+def test_an_energy_without_a_time_has_the_floor_of_its_flops_at_the_idle_power(tmp_path, factor, refused):
+    # bug caught: with no time figure the energy had no floor at all (10 J per video was shown): one video takes at
+    # least HUNYUAN_H100_FLOOR_S GPU-seconds, each drawing at least 70 W: 70 x 306.4 = 21,448 J
+    floor_j = IDLE_W * HUNYUAN_H100_FLOOR_S
+    path = _forge(tmp_path, HUNYUAN_8XH100, drop=UNTIMED + ("avg_power_w",), energy_per_video_j=floor_j * factor)
+    skipped = _skipped(path)
+    assert len(skipped) == int(refused)
+    if refused:
+        assert f"energy_per_video_j {floor_j * factor:.4g} is below {floor_j:.4g} J" in skipped[0]
+
+
+@pytest.mark.parametrize(("factor", "refused"), [(0.99, True), (1.01, False)])
+def test_energy_over_power_is_a_time_held_to_the_flop_bound(tmp_path, factor, refused):
+    # bug caught: energy and power given without a time imply one (E / P wall seconds on all 8 GPUs) that went
+    # unchecked: at 4,800 W a wall time of 306.4 / 8 = 38.3 s x factor; 0.99 is faster than the FLOPs allow
+    power_w = 4800.0
+    energy_j = power_w * HUNYUAN_H100_FLOOR_S / 8 * factor
+    path = _forge(tmp_path, HUNYUAN_8XH100, drop=UNTIMED, avg_power_w=power_w, energy_per_video_j=energy_j)
+    skipped = _skipped(path)
+    assert len(skipped) == int(refused)
+    if refused:
+        assert f"over avg_power_w 4800 on 8 GPU(s) is {HUNYUAN_H100_FLOOR_S * factor:.3g} GPU-seconds" in skipped[0]

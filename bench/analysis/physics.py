@@ -26,8 +26,10 @@ A published figure (bench.analysis.reference) gets the same bounds before any re
 its figures are its whole system's, all `gpus` of it, so one video costs `gpu_seconds_per_video` GPU-seconds (a
 latency on N GPUs x N, or N over a system's videos per second), which may not be less than the counted FLOPs at one
 GPU's fastest dense rate (fp8 where the class has one: what a file says it ran in cannot be checked); its energy per video and average power lie between the idle floor and
-the board power (x POWER_MARGIN) of all its GPUs, each of them held. The schema already refuses a class outside the
-catalogue and fewer than one GPU.
+the board power (x POWER_MARGIN) of all its GPUs, each of them held. Without a time figure, energy over average power
+is the wall time the file implies, held to the same FLOP bound, and an energy alone is at least the idle floor over
+the fewest GPU-seconds the FLOPs allow. The schema already refuses a class outside the catalogue and fewer than one
+GPU.
 """
 
 from __future__ import annotations
