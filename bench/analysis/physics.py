@@ -74,10 +74,10 @@ def violations(record: ResultRecord) -> list[str]:
     problems = _device_class(record)
     hw = None if record.hardware_class.startswith("cpu:") else hardware.match_gpu(record.hardware_class)
     if hw is not None:
-        problems += evidence.problems(record, hw) + readings.problems(record, hw)
+        problems += evidence.problems(record, hw)
     problems += _telemetry(record)  # a summary its own series contradicts is named before the bounds it breaks
     if hw is not None:
-        problems += _energy(record, hw) + _bound(record, hw)
+        problems += _energy(record, hw) + _bound(record, hw) + readings.problems(record, hw)
     return problems + consistency.problems(record)
 
 
