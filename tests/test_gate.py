@@ -113,6 +113,9 @@ EVIDENCE = [
     (_tel(backend="none"), "telemetry.backend is 'none'"),
     # catches: NVML's own reading of the device naming another GPU than the class
     (lambda d: d["telemetry"]["device"].update(name="NVIDIA H200"), "telemetry.device.name 'NVIDIA H200' is a h200"),
+    # catches: an A100's run renamed an H100 everywhere but the chip NVML reports (NVIDIA's list: A100 8.0, H100 9.0)
+    (lambda d: d["telemetry"]["device"].update(compute_capability="8.0"),
+     "telemetry.device.compute_capability is '8.0', but a NVIDIA H100 SXM5 80GB is compute capability 9.0"),
 ]
 
 

@@ -131,7 +131,20 @@ def test_every_floor_has_a_source_and_sits_below_the_board_power():
             assert len(hw.idle_source) > 50 and 0 < hw.idle_power_w < hw.board_power_w
 
 
+def test_compute_capability_is_nvidia_s_list_for_every_nvidia_class_and_none_for_amd():
+    # NVIDIA's table (developer.nvidia.com/cuda-gpus), copied here by hand: catches a class given its neighbour's row
+    # (B300 is 10.3, not the B200's 10.0; the RTX 5090 12.0, not 10.x)
+    expected = {"h100-sxm": "9.0", "h100-pcie": "9.0", "h200": "9.0", "b200": "10.0", "gb200": "10.0", "b300": "10.3",
+                "gb300": "10.3", "a100-80gb": "8.0", "l40s": "8.9", "rtx-4090": "8.9", "rtx-3090": "8.6",
+                "rtx-5090": "12.0"}
+    c = catalogue()
+    assert {k: hw.compute_capability for k, hw in c.items() if hw.vendor == "nvidia"} == expected
+    assert all(hw.compute_capability is None for hw in c.values() if hw.vendor == "amd")
+    assert all("cuda-gpus" in c[k].capability_source for k in expected)
+
+
 @pytest.mark.parametrize("changes,fragment", [
+    ({"compute_capability": "9.0", "capability_source": None}, "go together"),
     ({"idle_power_w": 70.0, "idle_source": None}, "go together"),
     ({"idle_power_w": None, "idle_source": "a data sheet"}, "go together"),
     ({"idle_power_w": 800.0, "idle_source": "a typo"}, "not below the board power"),

@@ -9,6 +9,9 @@ Names are three strings an editor can change together, so the device's own facts
   85,520,809,984 bytes (79.6 GiB, 1.07 x 80e9); an H100's 85.5e9 bytes are far from a B200's 180 GB or an H200's 141.
 - power: the board's power limit and its default (NVML's power_limit_w, default_power_limit_w) at most the class's
   board power x POWER_MARGIN: a 700 W H100 renamed a 350 W H100 PCIe cannot say so.
+- compute capability: NVML's reading equal to the class's from NVIDIA's CUDA GPU list, where the catalogue has it: an
+  A100 (8.0) or an L40S (8.9) run renamed an H100 (9.0) still says which chip ran it. (An H100 PCIe and SXM share
+  9.0: the power limit above tells those apart.)
 - the class string is the slug of the name the run took it from (bench.run.environment.hardware_class: NVML's name,
   else torch's), never a suffixed or prefixed variant that would open a new registry folder.
 """
@@ -106,6 +109,10 @@ def _device_facts(device: dict[str, Any], hw: hardware.HardwareClass, where: str
     if isinstance(memory, (int, float)) and not low <= memory <= high:
         out.append(f"{where}.memory_total_bytes is {memory:.4g} ({memory / 2**30:.1f} GiB), but a {hw.name} has "
                    f"{hw.memory_gb:g} GB: the device is not of the record's class {hw.id}")
+    capability = device.get("compute_capability")
+    if hw.compute_capability is not None and capability is not None and capability != hw.compute_capability:
+        out.append(f"{where}.compute_capability is {_value(capability)}, but a {hw.name} is compute capability "
+                   f"{hw.compute_capability} (NVIDIA's CUDA GPU list): the device is not of the record's class {hw.id}")
     for key in ("power_limit_w", "default_power_limit_w"):
         watts = device.get(key)
         if isinstance(watts, (int, float)) and watts > hw.board_power_w * POWER_MARGIN:

@@ -46,6 +46,8 @@ class HardwareClass:
     idle_source: str | None = None  # where the floor comes from, or how it was derived from a sourced one
     max_sm_clock_mhz: float | None = None  # the highest SM clock the class runs at (its maximum boost); None: unsourced
     clock_source: str | None = None  # where the maximum clock comes from
+    compute_capability: str | None = None  # NVIDIA's "major.minor" for the class's chip (what NVML reports); None: AMD
+    capability_source: str | None = None  # where the compute capability comes from
 
     def __post_init__(self) -> None:
         # the catalogue is ours: a floor without its source, or one above the board power, is a bug, not a user error
@@ -53,6 +55,8 @@ class HardwareClass:
             raise ValueError(f"{self.id}: idle_power_w and idle_source go together")
         if (self.max_sm_clock_mhz is None) != (self.clock_source is None):
             raise ValueError(f"{self.id}: max_sm_clock_mhz and clock_source go together")
+        if (self.compute_capability is None) != (self.capability_source is None):
+            raise ValueError(f"{self.id}: compute_capability and capability_source go together")
         if self.idle_power_w is not None and not 0 < self.idle_power_w < self.board_power_w:
             raise ValueError(f"{self.id}: idle_power_w {self.idle_power_w} W is not below the board power")
 
