@@ -57,8 +57,10 @@ def test_regional_compile_is_lossless_and_its_cold_start_is_kept_apart(run_cli, 
     record = _run(run_cli, tmp_path, "--compile", "--fidelity")
     assert record.settings.options["compile"] == "regional:WanTransformerBlock"
     assert record.fidelity.psnr_db > LOSSLESS_PSNR_DB
-    # compilation happens in the warm-up: the cold start is far longer than a timed generation
-    assert record.warmup_latency_s[0] > 5 * record.generations[0].latency_s
+    # compilation happens in the warm-up, kept apart from the timed generations, and none recompiles in them (the
+    # worker counts torch.compile's graphs across the timed generations). How much longer the cold start takes is a
+    # time, which a test does not assert: under CI load a timed generation once took 4.1 s beside a 6.1 s cold start.
+    assert len(record.warmup_latency_s) == record.settings.warmup and len(record.generations) == record.settings.repeats
     assert not any("recompiled" in w for w in record.warnings)
 
 
