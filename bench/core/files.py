@@ -55,7 +55,11 @@ def write_atomic(path: Path, text: str | bytes, replace: bool = False) -> Path:
 
 
 def _write(path: Path, text: str | bytes, replace: bool) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file where a folder must be; not the output's own name taken (FileExistsError's meaning)
+        blocker = nearest_existing(path.parent)
+        raise NotADirectoryError(errno.ENOTDIR, f"{os.strerror(errno.ENOTDIR)} ({blocker} is a file)") from None
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with (os.fdopen(fd, "wb") if isinstance(text, bytes) else os.fdopen(fd, "w", encoding="utf-8")) as f:
