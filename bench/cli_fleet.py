@@ -72,7 +72,7 @@ def cmd_fleet(args: argparse.Namespace) -> int:
                                                "uses the one throughput above for all of it"))
     est = fleet_estimate.estimate(scenario, tp, set(overrides), args.measured_power, args.spread)
     for warning in tp.warnings:
-        print(f"t2vbench: warning: {warning}", file=sys.stderr)
+        print(f"t2vbench: warning: {clean(warning)}", file=sys.stderr)  # names and reasons from files
     plots = [str(p) for p in plot(args.plot, est)] if args.plot else []
     if args.json:
         print(json.dumps(fleet_json(est, plots), sort_keys=True))

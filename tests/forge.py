@@ -94,9 +94,11 @@ def timed_generations(timings: dict[int, list[tuple[float, float]]], steps: int 
     return sorted(gens, key=lambda g: (g["telemetry"]["start_s"], g["worker"]))
 
 
-def run_messages(timings: dict[int, list[tuple[float, float]]] = UNEQUAL_WORKERS) -> list:
+def run_messages(timings: dict[int, list[tuple[float, float]]] = UNEQUAL_WORKERS,
+                 time_budget_s: float | None = None) -> list:
     """The journal messages of a data-parallel CPU run of tiny-wan in which each worker made these generations
-    (worker -> [(start_s, latency_s), ...]) and finished: what bench.records.assemble.replay takes."""
+    (worker -> [(start_s, latency_s), ...]) and finished: what bench.records.assemble.replay takes. A worker that
+    made fewer than the repeats (3) finished only if a time budget stopped it; without one its record is incomplete."""
     from bench.records.journal import message
 
     g = GOLDEN_V3
@@ -107,7 +109,7 @@ def run_messages(timings: dict[int, list[tuple[float, float]]] = UNEQUAL_WORKERS
               "options": {"parallel": "data"}, "output_changing": [], "weights": g["weights"], "warnings": [],
               "settings": {k: g["settings"][k] for k in ("height", "width", "num_frames", "fps", "steps",
                                                           "guidance_scale", "max_sequence_length")},
-              "run": {k: g["settings"][k] for k in ("seed", "prompt", "warmup", "repeats")} | {"time_budget_s": None}}
+              "run": {k: g["settings"][k] for k in ("seed", "prompt", "warmup", "repeats")} | {"time_budget_s": time_budget_s}}
     telemetry = {k: g["telemetry"][k] for k in ("backend", "available", "unavailable_reason", "device",
                                                 "energy_unsupported_reason", "sample_period_s")}
     msgs = [message("header", **header)]

@@ -200,3 +200,27 @@ def test_recover_never_writes_over_a_record_and_names_no_temporary_file(run_cli,
     code, _, err = run_cli("recover", path)
     assert code == 2 and "exists already" in err and ".tmp" not in err
     assert (tmp_path / "run-x.json").read_text() == "kept" and path.exists()
+
+
+def test_a_journal_done_short_of_its_repeats_recovers_incomplete_by_the_gates_rule(run_cli, tmp_path):
+    """A journal whose worker said done after 1 of its 3 repeats: recover wrote a record marked complete, which submit
+    then refused as contradicting itself; now both hold one rule (ResultRecord.generations_short)."""
+    record = load_record(GOLDEN)
+    assert record.settings.repeats == 3 and record.settings.time_budget_s is None
+    msgs = _messages_of(record)
+    first = next(i for i, m in enumerate(msgs) if m.kind == "generation")
+    path = _journal(tmp_path, [*msgs[:first + 1], message("done", recompiles=0)])
+    code, _, err = run_cli("recover", path)
+    assert code == 0, err
+    rebuilt = load_record(tmp_path / "run-x.json")
+    assert (rebuilt.complete, len(rebuilt.generations)) == (False, 1)
+    assert rebuilt.incomplete_reason == "the run ended with 1 generation(s) where 3 were asked (3 repeats)"
+    code, _, err = run_cli("submit", tmp_path / "run-x.json", "--results", tmp_path / "results", "--allow-toy")
+    assert code == 2 and "incomplete (the run ended with 1 generation(s) where 3 were asked" in err, err
+
+
+def test_a_journal_done_with_all_its_repeats_recovers_complete(run_cli, tmp_path):
+    path = _journal(tmp_path, [*_messages_of(load_record(GOLDEN)), message("done", recompiles=0)])
+    code, _, err = run_cli("recover", path)
+    assert code == 0, err
+    assert load_record(tmp_path / "run-x.json").complete

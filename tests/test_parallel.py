@@ -68,8 +68,10 @@ def test_unequal_workers_give_the_server_figures_worked_out_by_hand(run_cli, tmp
     tell the fewest generations of a worker from the most, nor generations credited to their workers from all to
     worker 0. (The CLI cannot make unequal workers on purpose: --repeats is per worker, --time-budget is timing.)"""
     # worker 0: 2, 3, 4 s at 0-2, 2-5, 5-9 s; worker 1: 10 s at 0.5-10.5 s. tiny-wan: 9 frames at 16 fps = 0.5625 s.
+    # a 10 s budget is what lets worker 1 stop after one generation (it ends at 10.5 s) and finish: without one, a
+    # worker done short of its 3 repeats leaves an incomplete record (ResultRecord.generations_short)
     journal = Journal(tmp_path / "run.journal.jsonl")
-    for msg in forge.run_messages():
+    for msg in forge.run_messages(time_budget_s=10.0):
         journal.append(msg)
     journal.close()
     code, _, err = run_cli("recover", journal.path)

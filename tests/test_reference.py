@@ -191,7 +191,7 @@ def test_missing_kind_is_refused():
 
 
 def test_a_reference_never_loads_as_a_measurement():
-    with pytest.raises(UsageError, match="schema_version"):
+    with pytest.raises(UsageError, match=r"^record: a published figure \(kind 'reference'\), not a result record;"):
         parse_record(WAN13_H100.read_text(encoding="utf-8"))
 
 

@@ -81,3 +81,13 @@ def test_a_read_only_file_system_is_one_line(run_cli, tmp_path):
         code, out, err = run_cli("submit", H100, "--results", ro / "results")
         _one_line(code, err, "Read-only file system")
     assert json.loads(H100.read_text())["run_id"]  # the source is untouched
+
+
+def test_a_file_where_a_folder_must_be_is_said_as_one(run_cli, tmp_path):
+    """write_atomic's mkdir met a file as the output's folder and raised FileExistsError, which fleet --template took
+    for its own file having appeared meanwhile ('appeared while the template was written; choose another name')."""
+    (tmp_path / "afile").write_text("kept")
+    code, out, err = run_cli("fleet", "--template", tmp_path / "afile" / "t.toml")
+    _one_line(code, err, f"{tmp_path / 'afile' / 't.toml'}: Not a directory ({tmp_path / 'afile'} is a file)",
+              "nothing was written there")
+    assert (tmp_path / "afile").read_text() == "kept" and out == ""

@@ -10,13 +10,14 @@ used is listed once as skipped, with its one-line reason; nothing here raises fo
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from bench.analysis.physics import check_reference, load_checked
 from bench.analysis.reference import Reference, parse_reference
 from bench.core.errors import UsageError
-from bench.core.jsonsafe import loads_strict
+from bench.core.jsonsafe import loads_strict, read_bounded
 from bench.core.text import shown
 from bench.records.schema import MAX_RECORD_BYTES, ResultRecord
 
@@ -39,7 +40,9 @@ def expand(paths: Sequence[str | Path]) -> list[Path]:
     out: dict[Path, Path] = {}
     for given in map(Path, paths):
         if given.is_dir():
-            found = sorted(p for p in given.rglob("*.json") if p.is_file())
+            # every name that matches, regular file or not: a folder named x.json, a named pipe or a loop of links is
+            # skipped by its reader with a line saying what it is, never left out in silence
+            found = sorted(given.rglob("*.json"))
         elif given.exists():
             found = [given]
         else:
@@ -47,18 +50,10 @@ def expand(paths: Sequence[str | Path]) -> list[Path]:
             raise UsageError(f"{shown(str(given), limit=4096)}: no such file or folder; give record files or "
                              "folders (default ./results)")
         for p in found:
-            out.setdefault(p.resolve(), p)
+            out.setdefault(Path(os.path.realpath(p)), p)  # Path.resolve raises on a loop of links
         if len(out) > MAX_FILES:
             raise UsageError(f"{shown(str(given))}: more than {MAX_FILES} files; give a smaller folder")
     return list(out.values())
-
-
-def _read(path: Path) -> bytes:
-    with path.open("rb") as f:
-        raw = f.read(MAX_RECORD_BYTES + 1)
-    if len(raw) > MAX_RECORD_BYTES:
-        raise UsageError(f"{path}: larger than {MAX_RECORD_BYTES} bytes; not a t2vbench record")
-    return raw
 
 
 def _is_reference(raw: bytes) -> bool:
@@ -75,15 +70,10 @@ def load_one(path: Path) -> ResultRecord | Reference:
     """A record or a reference from one file. Raises UsageError naming the file and the reason."""
     if path.name.endswith(JOURNAL_SUFFIX):
         raise UsageError(f"{path}: a run's journal, not a record; 't2vbench recover' turns it into one")
-    if not path.is_file():  # a FIFO or a device would block or never end
-        raise UsageError(f"{path}: not a regular file")
-    try:
-        raw = _read(path)
-        if _is_reference(raw):
-            return check_reference(parse_reference(raw, str(path)), str(path))
-        return load_checked(path)
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    raw = read_bounded(path, MAX_RECORD_BYTES, "record")  # a FIFO, a folder, a loop of links: said, never read
+    if _is_reference(raw):
+        return check_reference(parse_reference(raw, str(path)), str(path))
+    return load_checked(path)
 
 
 def load(paths: Sequence[str | Path]) -> Loaded:
@@ -108,3 +98,9 @@ def load(paths: Sequence[str | Path]) -> Loaded:
             seen[item.run_id] = path
             records.append((path, item))
     return Loaded(tuple(records), tuple(references), tuple(skipped))
+
+
+def skipped_note(skipped: Sequence[str]) -> str:
+    """The end of a 'nothing to show' error: how many files were skipped and the first one's reason (every reader of
+    many files says it so), or '' when none was."""
+    return f"; {len(skipped)} file(s) skipped, e.g. {skipped[0]}" if skipped else ""

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.analysis import fleet, physics, throughput
-from bench.analysis.collect import Loaded, load
+from bench.analysis.collect import Loaded, load, skipped_note
 from bench.analysis.physics import computed_in_fp8
 from bench.analysis.reference import Reference, reference_fp8, reference_settings
 from bench.analysis.scenarios import Scenario, load_scenario
@@ -278,12 +278,14 @@ def build(loaded: Loaded, baseline: str = DEFAULT_BASELINE, scenario: str = DEFA
 
 
 def compare(paths: Sequence[str | Path], baseline: str = DEFAULT_BASELINE, scenario: str = DEFAULT_SCENARIO,
-            allow_toy: bool = False) -> Comparison:
-    """Load paths (files or folders) and compare. Raises UsageError for a missing path or nothing to compare."""
-    result = build(load(paths), baseline, scenario, allow_toy)
+            allow_toy: bool = False, verb: str = "compare") -> Comparison:
+    """Load paths (files or folders) and compare. Raises UsageError for a missing path or nothing to compare (one
+    line, worded for the command: `verb`)."""
+    loaded = load(paths)
+    result = build(loaded, baseline, scenario, allow_toy)
     if not result.rows:
+        found = loaded.records or loaded.references or loaded.skipped
         hint = f"; {result.hidden_toy_records} toy or CPU record(s) hidden: --allow-toy shows them" \
-            if result.hidden_toy_records else ""
-        skipped = f"; {len(result.skipped)} file(s) skipped, e.g. {result.skipped[0]}" if result.skipped else ""
-        raise UsageError(f"nothing to compare under {', '.join(map(str, paths))}{hint}{skipped}")
+            if result.hidden_toy_records else "" if found else ": no .json file there"
+        raise UsageError(f"nothing to {verb} under {', '.join(map(str, paths))}{hint}{skipped_note(result.skipped)}")
     return result

@@ -72,11 +72,8 @@ def check(record: ResultRecord, allow_toy: bool) -> str | None:
 
     if not record.complete:
         return f"incomplete ({record.incomplete_reason}): only complete runs are filed"
-    asked = generations_asked(record)
-    made = len(record.generations)
-    if made > asked or record.settings.time_budget_s is None and made != asked:
-        return (f"complete with {made} generation(s) where {asked} were asked ({record.settings.repeats} repeats"
-                f"{' x workers' if asked != record.settings.repeats else ''}): the record contradicts itself")
+    if (short := record.generations_short()) is not None:  # the rule recover and the run apply too
+        return f"complete with {short}: the record contradicts itself"
     if record.is_toy and not allow_toy:
         what = "a CPU run" if record.is_cpu else f"the tiny spec '{record.spec.name}'"
         return f"made with {what}: it says nothing about GPU cost; measure a real model on a GPU (or --allow-toy)"
@@ -169,13 +166,6 @@ def submit(paths: list[Path], root: Path, allow_toy: bool = False) -> list[Filed
         out.append(Filed(source, path, note="filed under toy/: not used by fleet or compare" if record.is_toy
                          else None))
     return out
-
-
-def generations_asked(record: ResultRecord) -> int:
-    """Timed generations a complete run makes: repeats per worker under data parallelism, repeats otherwise (a time
-    budget makes at most that many)."""
-    s = record.settings
-    return s.repeats * (s.gpus_used if s.options.get("parallel") == "data" else 1)
 
 
 def _link_between(root: Path, target: Path) -> Path | None:

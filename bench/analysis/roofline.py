@@ -10,7 +10,6 @@ from typing import Any
 from bench.analysis import physics
 from bench.analysis.flops import Flops, cached_flops
 from bench.analysis.physics import load_checked
-from bench.analysis.registry import generations_asked
 from bench.core import hardware, metrics
 from bench.core.errors import UsageError
 from bench.core.hardware import HardwareClass
@@ -66,7 +65,7 @@ def mfu(record: ResultRecord, flops: Flops, hw: HardwareClass) -> dict[str, floa
 def mfu_basis(record: ResultRecord) -> dict[str, Any]:
     """What a record's MFU stands on: how many of the generations it asked for it holds, whether its steps were
     sampled, and a note that says so wherever the MFU is shown (None for a complete full run)."""
-    made, asked = len(record.generations), generations_asked(record)
+    made, asked = len(record.generations), record.generations_asked
     notes = [f"from an incomplete record ({made} of {asked} generations)"] * (not record.complete)
     if record.sampling is not None:
         notes.append(f"step-sampled: {record.sampling.describe()}")

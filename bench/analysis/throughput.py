@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.analysis import demand, predict, roofline
+from bench.analysis.collect import skipped_note
 from bench.analysis.flops import cached_flops
 from bench.analysis.physics import load_checked
 from bench.analysis.predict_evidence import Evidence, gather
@@ -245,7 +246,7 @@ def from_results(root: str, model: str, class_id: str, settings: str | None = No
     complete = [(p, r) for p, r in matching if r.complete]
     what = f"records of {shown(model)} on {hw.id} under {shown(root)}"
     if not complete:
-        raise UsageError(f"no complete {what}: run and submit one first")
+        raise UsageError(f"no complete {what}: run and submit one first{skipped_note(bad)}")
     warnings = [w for p, r in complete for w in _trust(r, f"record {shown(p.name)}", allow_toy)]
     warnings += [f"skipped {line}" for line in bad]  # one line per file, as every reader of many files says it
     if len(matching) > len(complete):

@@ -4,9 +4,26 @@ path can be written at all, made before any work starts."""
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
+
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+          (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))
+
+
+def not_regular(path: Path) -> str | None:
+    """Why path cannot be read as a file, in a few words (no such file, a link to nothing, a loop of links, a folder,
+    a named pipe, a device, a socket), or None for a regular file (or a link to one)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "a symbolic link to nothing" if path.is_symlink() else "no such file"
+    except OSError as exc:
+        return "a loop of symbolic links" if exc.errno == errno.ELOOP else f"cannot be read ({exc.strerror or exc})"
+    return next((what for test, what in _KINDS if test(mode)), None if stat.S_ISREG(mode) else "not a regular file")
 
 
 def writable_ancestor(path: Path) -> Path | None:
@@ -38,7 +55,11 @@ def write_atomic(path: Path, text: str | bytes, replace: bool = False) -> Path:
 
 
 def _write(path: Path, text: str | bytes, replace: bool) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file where a folder must be; not the output's own name taken (FileExistsError's meaning)
+        blocker = nearest_existing(path.parent)
+        raise NotADirectoryError(errno.ENOTDIR, f"{os.strerror(errno.ENOTDIR)} ({blocker} is a file)") from None
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with (os.fdopen(fd, "wb") if isinstance(text, bytes) else os.fdopen(fd, "w", encoding="utf-8")) as f:

@@ -116,8 +116,16 @@ def failure_reason(state: RunState) -> str | None:
 
 
 def build_record(state: RunState, reason: str | None) -> ResultRecord:
-    """The record of a run; incomplete (with the reason) when reason is not None. If the telemetry part fails
-    validation the record is kept without it, saying why. Raises UsageError when no generation finished."""
+    """The record of a run; incomplete (with the reason) when reason is not None, or when its workers said they were
+    done with fewer generations than asked (ResultRecord.generations_short, the rule the gate holds a complete record
+    to). If the telemetry part fails validation the record is kept without it, saying why. Raises UsageError when no
+    generation finished."""
+    record = _build(state, reason)
+    short = record.generations_short() if record.complete else None
+    return record if short is None else _build(state, f"the run ended with {short}")
+
+
+def _build(state: RunState, reason: str | None) -> ResultRecord:
     if not state.generations() or state.worker(0).device is None:
         raise UsageError(f"no generation finished, so there is nothing to record: {reason or 'unknown reason'}")
     data = _record_data(state, reason)

@@ -85,11 +85,36 @@ def update_to_4(data: dict[str, Any]) -> dict[str, Any]:
 MIGRATIONS = {1: update_to_2, 2: update_to_3, 3: update_to_4}  # version N -> the step that makes it N + 1
 
 
+# t2vbench's other documents, said as what they are where a result record was expected (not "field 'schema_version'
+# is missing", which sends the user looking for a corruption)
+OTHER_KINDS = {"reference": "a published figure (kind 'reference'), not a result record; compare, report, predict and "
+                            "estimate read it",
+               "calibration": "a calibration (t2vbench calibrate), not a result record; predict and estimate read it"}
+
+
+def _is_journal(text: str | bytes) -> bool:
+    """Whether text begins as a run's journal does: a header line (bench.records.journal)."""
+    first = (text.encode("utf-8", "replace") if isinstance(text, str) else text).split(b"\n", 1)[0]
+    try:
+        head = loads_strict(first, "journal")
+    except UsageError:
+        return False
+    return isinstance(head, dict) and head.get("kind") == "header" and "journal_version" in head
+
+
 def parse_record(text: str | bytes, origin: str = "record") -> ResultRecord:
-    """Parse, migrate and validate a record. Raises UsageError naming the field and the fix."""
-    data = loads_strict(text, origin)
+    """Parse, migrate and validate a record. Raises UsageError naming the field and the fix (or, for a reference,
+    calibration or journal, what the file is)."""
+    try:
+        data = loads_strict(text, origin)
+    except UsageError:
+        if _is_journal(text):
+            raise UsageError(f"{origin}: a run's journal, not a record; 't2vbench recover' turns it into one") from None
+        raise
     if not isinstance(data, dict):
         raise UsageError(f"{origin}: a record is a JSON object; give the file t2vbench run wrote")
+    if data.get("kind") in OTHER_KINDS:
+        raise UsageError(f"{origin}: {OTHER_KINDS[data['kind']]}")
     version = data.get("schema_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise UsageError(f"{origin}: field 'schema_version' is missing or not a positive integer")

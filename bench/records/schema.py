@@ -298,6 +298,24 @@ class ResultRecord(Strict):
         """A CPU run or a tiny spec: never used for what video costs on GPUs."""
         return self.is_cpu or self.is_tiny
 
+    @property
+    def generations_asked(self) -> int:
+        """Timed generations a finished run makes: repeats per worker under data parallelism, repeats otherwise (a
+        time budget makes at most that many)."""
+        s = self.settings
+        return s.repeats * (s.gpus_used if s.options.get("parallel") == "data" else 1)
+
+    def generations_short(self) -> str | None:
+        """What a record claiming complete cannot hold, in words ('1 generation(s) where 3 were asked (3 repeats)'):
+        other than the generations asked, or, under a time budget, more. None where the count is a finished run's.
+        The one rule of completeness: the gate refuses a complete record that breaks it and the record of a run (or
+        of `t2vbench recover`) that breaks it is written incomplete, saying this."""
+        made, asked = len(self.generations), self.generations_asked
+        if made < asked and self.settings.time_budget_s is not None or made == asked:
+            return None
+        per = " x workers" if asked != self.settings.repeats else ""
+        return f"{made} generation(s) where {asked} were asked ({self.settings.repeats} repeats{per})"
+
     @model_validator(mode="after")
     def _summary_recomputes(self) -> ResultRecord:
         """Every summary figure must follow from the raw timings (and, step-sampled, from the plan)."""

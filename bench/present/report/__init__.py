@@ -14,8 +14,7 @@ import datetime
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.analysis.collect import load
-from bench.analysis.compare import DEFAULT_BASELINE, DEFAULT_SCENARIO, Comparison, build
+from bench.analysis.compare import DEFAULT_BASELINE, DEFAULT_SCENARIO, Comparison, compare
 from bench.analysis.headline import Headline, headline
 from bench.analysis.scenarios import load_scenario
 from bench.core.errors import UsageError
@@ -106,9 +105,7 @@ def write_report(paths: Sequence[str | Path], out: Path, timeline_path: Path | N
     from bench import __version__
 
     check_out(out, force)
-    c = build(load(paths), baseline, scenario, allow_toy)
-    if not c.rows:
-        raise UsageError(f"nothing to report under {', '.join(map(str, paths))}: no usable record or reference")
+    c = compare(paths, baseline, scenario, allow_toy, verb="report")  # its refusal of nothing usable, word for word
     chosen = _pick_timeline(c, timeline_path)
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     meta = [f"generated {now} by t2vbench {__version__}; inputs: {', '.join(map(str, paths))}",
