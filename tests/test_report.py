@@ -55,7 +55,8 @@ def shown_as(text: str) -> str:
 RECORD_FIXED = {"run_id", "created_utc", "spec.name", "spec.sha256", "settings.dtype", "weights.source",
                 "hardware_class", "peak_memory_method", "telemetry.backend", "telemetry.energy_method",
                 "workers.*.hardware_class", "settings.device",
-                "environment.device_name", "telemetry.device.name"}  # the GPU the gate holds to the class (evidence)
+                "environment.device_name", "telemetry.device.name",  # the GPU the gate holds to the class (evidence)
+                "telemetry.device.compute_capability"}
 REFERENCE_FIXED = {"kind", "source.id", "source.published", "source.data_date", "source.accessed", "model",
                    "hardware_class"}
 # Every free-text field, so that a field the page starts to show is already under test (the walk finds them; this
