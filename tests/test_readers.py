@@ -137,3 +137,18 @@ def test_an_empty_folder_is_said_as_one(run_cli, tmp_path, command):
     code, out, err = run_cli(command, tmp_path / "empty", *(["-o", tmp_path / "r.html"] if command == "report" else []))
     assert (code, out) == (2, "") and err == f"t2vbench: error: nothing to {command} under {tmp_path / 'empty'}: no " \
                                              ".json file there\n"
+
+
+def test_a_copy_under_a_new_run_id_counts_once(run_cli, tmp_path):
+    # catches: readers that merge copies by run_id alone, so a record copied under a new id, label and date pooled
+    # its 3 generations twice (6), narrowing the row's interval as if the run had been made twice
+    folder = tmp_path / "copies"
+    folder.mkdir()
+    genuine = json.loads(H100.read_text())
+    copy = {**genuine, "run_id": "0123456789ab", "created_utc": "2026-11-30T00:00:00Z", "label": "again"}
+    (folder / "a.json").write_text(json.dumps(genuine))
+    (folder / "b.json").write_text(json.dumps(copy))
+    code, out, err = run_cli("compare", folder, "--json")
+    rows = [r for r in json.loads(out)["rows"] if r["kind"] == "measured"]
+    assert code == 0 and [r["generations"] for r in rows] == [3], rows
+    assert "b.json: the same measurements as" in err and "a.json under another run_id; counted once" in err, err

@@ -19,6 +19,7 @@ from bench.analysis.reference import Reference, parse_reference
 from bench.core.errors import UsageError
 from bench.core.jsonsafe import loads_strict, read_bounded
 from bench.core.text import shown
+from bench.records.fingerprint import content_hash
 from bench.records.schema import MAX_RECORD_BYTES, ResultRecord
 
 MAX_FILES = 10_000  # a registry is walked file by file; bound the walk
@@ -77,10 +78,13 @@ def load_one(path: Path) -> ResultRecord | Reference:
 
 
 def load(paths: Sequence[str | Path]) -> Loaded:
-    """Every usable record and reference under paths; the rest skipped with a reason. A record met twice (same
-    run_id, e.g. a copy beside the registry) counts once. Raises UsageError only for a path that does not exist."""
+    """Every usable record and reference under paths; the rest skipped with a reason. A run met twice counts once:
+    the same run_id (a copy beside the registry) or the same measurements under another one (a copy given a new id,
+    label or date: bench.records.fingerprint, the registry's own rule), which would otherwise count its generations
+    twice and narrow every interval drawn from them. Raises UsageError only for a path that does not exist."""
     records, references, skipped = [], [], []
     seen: dict[str, Path] = {}
+    measured: dict[str, Path] = {}
     for path in expand(paths):
         try:
             item = load_one(path)
@@ -94,8 +98,10 @@ def load(paths: Sequence[str | Path]) -> Loaded:
         elif not item.complete:
             why = f" ({item.incomplete_reason})" if item.incomplete_reason else ""
             skipped.append(f"{path}: an incomplete run{why}; only complete runs are compared")
+        elif (digest := content_hash(item)) in measured:
+            skipped.append(f"{path}: the same measurements as {measured[digest]} under another run_id; counted once")
         else:
-            seen[item.run_id] = path
+            seen[item.run_id], measured[digest] = path, path
             records.append((path, item))
     return Loaded(tuple(records), tuple(references), tuple(skipped))
 

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import hashlib
-import json
 import os
 from pathlib import Path
 
@@ -25,9 +23,10 @@ from bench.analysis.physics import load_checked
 from bench.core import hardware
 from bench.core.errors import UsageError
 from bench.core.specs import load_spec
+from bench.records.fingerprint import content_hash
 from bench.records.io import record_json, write_new
 from bench.records.key import settings_key
-from bench.records.schema import Generation, ResultRecord
+from bench.records.schema import ResultRecord
 
 TOY_DIR = "toy"
 REFERENCE_DIR = "reference"
@@ -39,24 +38,6 @@ class Filed:
     path: Path | None  # None when refused
     reason: str | None = None  # why it was refused
     note: str | None = None  # accepted, but worth saying (e.g. a toy filed apart)
-
-
-MEASURED = ("latency_s", "text_encode_s", "denoise_s", "vae_decode_s", "step_s")
-MEASURED_ENERGY = ("energy_j", "text_encode_energy_j", "denoise_energy_j", "vae_decode_energy_j", "step_energy_j")
-
-
-def content_hash(record: ResultRecord) -> str:
-    """A hash of what was measured and nothing else: each generation's latency, stage and step times and energies,
-    taken in any order, and the telemetry series. A copy of a run under a new run id, label, date, seeds or
-    generation indices, or with its generations reordered, is still the same run."""
-
-    def measured(g: Generation) -> str:
-        t = g.telemetry.model_dump(include=set(MEASURED_ENERGY)) if g.telemetry else {}
-        return json.dumps([g.model_dump(include=set(MEASURED)), t], sort_keys=True)
-
-    series = record.telemetry.series or {}
-    data = json.dumps([sorted(measured(g) for g in record.generations), series], sort_keys=True)
-    return hashlib.sha256(data.encode("utf-8")).hexdigest()
 
 
 def place(record: ResultRecord, root: Path) -> Path:
