@@ -434,6 +434,8 @@ def test_strings_from_the_command_line_are_echoed_escaped(run_cli, tmp_path):
     (["--set", "utilisation=0.7"], "did you mean utilization?"),
     (["--set", "utilization=high"], "--set utilization='high': not a number"),
     (["--set", "utilization"], "write FIELD=VALUE"),
+    # catches: the last of two differing values silently winning (which did the user mean?)
+    (["--set", "utilization=0.5", "--set", "utilization=0.6"], "--set utilization is given twice (0.5 and 0.6)"),
     (["--set", "hardware=b200"], "--set 'hardware': not a numeric scenario field"),
     (["--range", "nan"], "--range nan"),
     (["--range", "1.5"], "--range 1.5"),

@@ -56,7 +56,10 @@ def parse_overrides(items: list[str]) -> dict[str, float]:
             value = float(text)
         except ValueError:
             raise UsageError(f"--set {key}={shown(text)}: not a number; give {NUMBERS[key][3]}") from None
-        out[key] = check_number(value, key, f"--set {key}")
+        value = check_number(value, key, f"--set {key}")
+        if key in out and out[key] != value:  # which one was meant? the last silently won
+            raise UsageError(f"--set {key} is given twice ({out[key]:g} and {value:g}); give it once")
+        out[key] = value
     return out
 
 
