@@ -45,13 +45,35 @@ def write_atomic(path: Path, text: str | bytes, replace: bool = False) -> Path:
     """Write text (or bytes, e.g. an image) to path through a temporary file. Without replace, never overwrites (raises FileExistsError): the
     file is hard-linked to its name, or on file systems without hard links the name is reserved with O_EXCL and the
     finished file renamed over that empty reservation. Any other failure is an OSError naming path itself (not the
-    temporary file), nothing left behind."""
+    temporary file), nothing left behind: neither the temporary file nor a folder made for it."""
+    made = _missing_folders(path.parent)
     try:
         return _write(path, text, replace)
     except FileExistsError:
+        _remove_empty(made)
         raise
     except OSError as exc:
+        _remove_empty(made)
         raise OSError(exc.errno, exc.strerror, str(path)) from exc
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """The folders from `folder` up that do not exist yet, deepest first (what mkdir(parents=True) would make)."""
+    out = []
+    while not folder.exists() and not folder.is_symlink() and folder != folder.parent:
+        out.append(folder)
+        folder = folder.parent
+    return out
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders a failed write made, deepest first, as long as they are empty (another writer's file keeps
+    its folder)."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def _write(path: Path, text: str | bytes, replace: bool) -> Path:
