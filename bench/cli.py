@@ -23,7 +23,7 @@ from bench.cli_fleet import add_estimate, add_fleet, cmd_estimate, cmd_fleet
 from bench.core.errors import Interrupted, UsageError
 from bench.core.hardware import catalogue
 from bench.core.specs import DEFAULT_MODEL, all_specs
-from bench.core.text import clean
+from bench.core.text import clean, shown
 from bench.present import tables as compare_format
 from bench.present.report import write_report
 from bench.present.steps import format_steps
@@ -259,13 +259,21 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from bench.analysis.collect import skipped_note
     from bench.analysis.predict import run_predict
     from bench.analysis.predict_validate import run_validate
     from bench.present.predict import format_prediction, format_validation, prediction_json, validation_json
 
     paths = args.results or ["results"]
+    if args.validate and (args.model is not None or args.hardware is not None):
+        given = f"MODEL {shown(args.model)}" if args.model is not None else f"--hardware {shown(args.hardware)}"
+        raise UsageError(f"predict --validate checks the cost model on all the evidence and takes no {given}; give "
+                         "folders to read with --results PATH")
     if args.validate:
         cases, summary, skipped = run_validate(paths, args.calibration)
+        if not cases:  # as compare and report say it, in one line: nothing usable is a bad input, not an answer
+            raise UsageError(f"nothing to validate under {', '.join(map(str, paths))}: no usable records, calibrations "
+                             f"or published figures{skipped_note(skipped)}")
         for line in skipped:  # stderr, so the document on stdout stays whole
             print(f"t2vbench: skipped: {clean(line)}", file=sys.stderr)
         print(json.dumps(validation_json(cases, summary), sort_keys=True) if args.json else

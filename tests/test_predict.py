@@ -514,6 +514,17 @@ def test_several_published_systems_enter_as_their_median_with_their_spread(tmp_p
     assert p.error_interval == pytest.approx((200 / 300 - 1, 200 / 100 - 1))
 
 
+def test_validate_with_nothing_usable_says_so_in_one_line_as_compare_does(run_cli, tmp_path):
+    # catches: "nothing to validate" printed as an answer with exit 0, and a folder given as MODEL silently ignored
+    # (validate then read ./results instead)
+    (tmp_path / "broken.json").write_text("{")
+    code, out, err = run_cli("predict", "--validate", "--results", tmp_path)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "nothing to validate under" in err and "1 file(s) skipped, e.g." in err and "broken.json" in err
+    code, out, err = run_cli("predict", "--validate", tmp_path)
+    assert code == 2 and out == "" and f"takes no MODEL '{tmp_path}'" in err and "--results PATH" in err
+
+
 def test_validate_says_which_files_it_could_not_use(run_cli, tmp_path):
     (tmp_path / "broken.json").write_text("{")
     code, out, err = run_cli("predict", "--validate", "--results", tmp_path, "--results", REFERENCES)
