@@ -123,7 +123,7 @@ def test_roofline_command_for_wan_1_3b(run_cli):
     assert "video-min per GPU-hour at 100% of peak" in out and "Factorial Funds" in out
 
 
-def test_the_flop_cache_keeps_every_stage_and_ignores_a_damaged_entry(tmp_path, monkeypatch):
+def test_the_flop_cache_keeps_every_stage_and_ignores_a_damaged_entry(tmp_path, monkeypatch, capsys):
     import json
 
     from bench.analysis.flops import cached_flops
@@ -132,6 +132,12 @@ def test_the_flop_cache_keeps_every_stage_and_ignores_a_damaged_entry(tmp_path, 
     spec = load_spec("tiny-wan")
     counted = count_flops(spec, spec.settings)
     assert cached_flops(spec, spec.settings) == counted  # counted, then written
+    # counting says so (a minute of silence for a 14B model at 720p otherwise); reading the cache says nothing
+    s = spec.settings
+    assert capsys.readouterr().err == (f"t2vbench: counting the FLOPs of tiny-wan at {s.width}x{s.height}, "
+                                       f"{s.num_frames} frames, {s.steps} steps (once; kept in {tmp_path}/flops.json)\n")
+    cached_flops(spec, spec.settings)
+    assert capsys.readouterr().err == ""
     cache = tmp_path / "flops.json"
     (key, entry), = json.loads(cache.read_text()).items()
     assert entry["vae_decode"] == counted.vae_decode and entry["experts"][0]["steps"] == spec.settings.steps

@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 import tempfile
 from collections.abc import Callable
 from importlib import metadata
@@ -214,6 +215,9 @@ def cached_flops(spec: Spec, settings: Settings) -> Flops:
     path = cache_dir() / "flops.json"
     found = _from_cache(read_cache(path).get(key))
     if found is None:
+        if spec.family in FAMILIES:  # seconds to a minute for a large model: say why the command is quiet
+            print(f"t2vbench: counting the FLOPs of {spec.name} at {settings.width}x{settings.height}, "
+                  f"{settings.num_frames} frames, {settings.steps} steps (once; kept in {path})", file=sys.stderr)
         found = count_flops(spec, settings)
         write_cache(path, {**read_cache(path), key: dataclasses.asdict(found)})
     return found
