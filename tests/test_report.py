@@ -55,6 +55,7 @@ def shown_as(text: str) -> str:
 RECORD_FIXED = {"run_id", "created_utc", "spec.name", "spec.sha256", "settings.dtype", "weights.source",
                 "hardware_class", "peak_memory_method", "telemetry.backend", "telemetry.energy_method",
                 "workers.*.hardware_class", "settings.device",
+                "workers.*.device",  # a GPU run's worker holds a GPU device the gate checks (analysis.workers)
                 "environment.device_name", "telemetry.device.name",  # the GPU the gate holds to the class (evidence)
                 "telemetry.device.compute_capability"}
 REFERENCE_FIXED = {"kind", "source.id", "source.published", "source.data_date", "source.accessed", "model",
@@ -65,7 +66,7 @@ FREE_TEXT = {"label", "warnings.0", "warnings.1", "settings.prompt", "settings.o
              "spec.family", "spec.pipeline", "spec.repo_id", "command.0", "environment.os", "environment.key",
              "telemetry.device.key", "telemetry.unavailable_reason",
              "telemetry.energy_unsupported_reason", "telemetry.cpu.reason", "weights.location", "fidelity.compared.0",
-             "fidelity.reference", "workers.0.device", "workers.0.failed", "video_path", "incomplete_reason",
+             "fidelity.reference", "workers.0.failed", "video_path", "incomplete_reason",
              "t2vbench_version", "reference.source.title", "reference.source.publisher", "reference.source.url",
              "reference.basis", "reference.model_id", "reference.notes.0", "reference.settings.precision",
              "reference.settings.framework", "reference.settings.parallelism", "path", "refused"}
@@ -94,7 +95,7 @@ def _hostile_record(monkeypatch) -> tuple[dict, dict[str, str]]:
     data = forge.with_nvml(forge.record([10.0, 11.0, 12.0], label="x"), monkeypatch)
     data.update(warnings=["x", "x"], video_path="x", weights={"source": "hub", "location": "x"},
                 fidelity={"psnr_db": 40.0, "ssim": 0.99, "seed": 1, "compared": ["x"], "reference": "x"},
-                workers=[{"index": 0, "device": "x", "hardware_class": data["hardware_class"], "generations": 3,
+                workers=[{"index": 0, "device": "cuda:0", "hardware_class": data["hardware_class"], "generations": 3,
                           "failed": "x", "telemetry": None}])
     data["spec"]["repo_id"] = "x"
     data["telemetry"].update(unavailable_reason="x", energy_unsupported_reason="x")

@@ -39,7 +39,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.analysis import consistency, evidence, readings
+from bench.analysis import consistency, evidence, readings, workers
 from bench.analysis.evidence import POWER_MARGIN
 from bench.analysis.flops import Flops, cached_flops
 from bench.analysis.reference import Reference, reference_fp8, reference_settings
@@ -78,7 +78,7 @@ def violations(record: ResultRecord) -> list[str]:
     problems += _telemetry(record)  # a summary its own series contradicts is named before the bounds it breaks
     if hw is not None:
         problems += _energy(record, hw) + _bound(record, hw) + readings.problems(record, hw)
-    return problems + consistency.problems(record)
+    return problems + _plan(record) + workers.problems(record) + consistency.problems(record)
 
 
 def _device_class(record: ResultRecord) -> list[str]:
@@ -156,6 +156,26 @@ def _bound(record: ResultRecord, hw: hardware.HardwareClass) -> list[str]:
     return []
 
 
+def _plan(record: ResultRecord) -> list[str]:
+    """A step-sampled record's experts are its model's: the denoisers, in order, with the steps each runs at the
+    record's settings, as the FLOP count splits them on the model's own scheduler; where FLOPs are not counted, the
+    one denoiser of a model without a boundary_ratio. (The computed steps follow from these and K: Sampling.)"""
+    if record.sampling is None:
+        return []
+    own = [(e.component, e.steps) for e in record.sampling.experts]
+    count = record_count(record)
+    if count is not None:
+        model = [(e.component, e.steps) for e in count.experts if e.steps]
+    elif record.spec.name in spec_names() and "boundary_ratio" not in load_spec(record.spec.name).pipeline_config:
+        model = [(load_spec(record.spec.name).denoiser, record.settings.steps)]
+    else:
+        return []
+    if own != model:
+        return [f"sampling names experts {own}, but {record.spec.name} at {record.settings.steps} steps runs {model}: "
+                "the plan is not the model's"]
+    return []
+
+
 def record_settings(record: ResultRecord) -> Settings:
     """The generation settings a record was made at."""
     return Settings(**{f: getattr(record.settings, f) for f in Settings.__dataclass_fields__})
@@ -193,12 +213,18 @@ def spec_flops(name: str, settings: Any) -> float | None:
 
 
 def _telemetry(record: ResultRecord) -> list[str]:
-    t = record.telemetry
-    if not t.available:
-        return []
-    gens = [g.model_dump() for g in record.generations if g.worker == 0]  # the section is worker 0's
+    """The record's telemetry summary (worker 0's) and each other worker's, recomputed from its own series and the
+    generations it made."""
+    sections = [("telemetry", 0, record.telemetry)]
+    sections += [(f"workers[{w.index}].telemetry", w.index, w.telemetry) for w in record.workers or [] if w.index]
     video_s = record.summary.video_seconds_per_generation
-    return [f"telemetry: {m}" for m in check_summary(t.model_dump(), gens, video_s)]
+    for where, worker, t in sections:
+        gens = [g.model_dump() for g in record.generations if g.worker == worker]
+        if t is not None and t.available and gens:
+            found = check_summary(t.model_dump(), gens, video_s)
+            if found:
+                return [f"{where}: {found[0]}"]
+    return []
 
 
 def check_reference(ref: Reference, origin: str) -> Reference:

@@ -23,7 +23,7 @@ from bench.analysis.physics import load_checked
 from bench.core import hardware
 from bench.core.errors import UsageError
 from bench.core.specs import load_spec
-from bench.records.fingerprint import content_hash
+from bench.records.fingerprint import content_hash, step_shape
 from bench.records.io import record_json, write_new
 from bench.records.key import settings_key
 from bench.records.schema import ResultRecord
@@ -76,19 +76,9 @@ def check(record: ResultRecord, allow_toy: bool) -> str | None:
 
 
 def step_shapes(record: ResultRecord) -> set[tuple[int, ...]]:
-    """Each generation's step times as shares of its denoise stage, to 1e-4: a measurement's fingerprint that a copy
-    keeps when its times are scaled, nudged by nanoseconds or its generations dropped, and that a real rerun never
-    repeats (a GPU's step times vary by 0.25-0.55% run to run in the committed records, far above 1e-4 of a step's
-    ~2% share). Generations of fewer than MIN_SHAPE_STEPS steps leave none: a short series can repeat by chance."""
-    out = set()
-    for g in record.generations:
-        total = sum(g.step_s)
-        if len(g.step_s) >= MIN_SHAPE_STEPS and total > 0:
-            out.add(tuple(round(s / total * 1e4) for s in g.step_s))
-    return out
-
-
-MIN_SHAPE_STEPS = 20
+    """The step shapes of a record's generations (bench.records.fingerprint.step_shape): what a copy of a filed run
+    keeps, however its times were scaled, nudged or cut."""
+    return {shape for g in record.generations if (shape := step_shape(g)) is not None}
 
 
 def filed(root: Path) -> tuple[set[str], dict[str, str], dict[tuple[int, ...], str]]:

@@ -1,9 +1,10 @@
 """A step-sampled record's `sampling` section (schema v4): which steps each expert ran and which it computed, the
-rest extrapolated from them (bench.core.metrics.extrapolate)."""
+rest extrapolated from them (bench.core.metrics.extrapolate). The plan follows from the experts' steps and K alone
+(`planned`, what the run computes): a section that is not that plan was written by hand."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
@@ -54,6 +55,14 @@ class Sampling(Strict):
                              f"not sample_steps {self.sample_steps}")
         if self.computed == self.total_steps:
             raise ValueError("every step was computed: not a step-sampled run")
+        split = [(e.component, e.steps) for e in self.experts]
+        if len({c for c, _ in split}) < len(split):
+            raise ValueError(f"experts {[c for c, _ in split]} name one component twice: each expert is its own")
+        own = planned(split, self.sample_steps)
+        if self.model_dump()["experts"] != own["experts"]:
+            raise ValueError(f"computed steps {[e.computed_steps for e in self.experts]} are not the plan the run "
+                             f"makes of {self.sample_steps} sampled step(s) over experts of {[n for _, n in split]} "
+                             f"steps ({[e['computed_steps'] for e in own['experts']]}): the plan was edited")
         return self
 
     @property
@@ -74,6 +83,36 @@ class Sampling(Strict):
         each = ", each expert from its own" if len(self.experts) > 1 else ""
         return (f"steps {computed} of {self.total_steps} computed; the other {self.total_steps - self.computed} "
                 f"extrapolated from the mean of steps {' and '.join(basis)}{each}")
+
+
+def allocate(sample_steps: int, counts: list[int]) -> list[int]:
+    """K computed steps after each expert's first, split in proportion to the experts' steps: 1 for every expert with
+    a step after its first, then one at a time to the expert furthest below its proportional share that still has
+    room (never more than its steps after the first). Raises ValueError where K does not fit (the runner checks
+    that first: bench.run.runner.prepare)."""
+    room = [max(0, c - 1) for c in counts]
+    exact = [sample_steps * c / sum(counts) for c in counts]
+    share = [1 if r else 0 for r in room]
+    while sum(share) < sample_steps:
+        open_ = [i for i in range(len(counts)) if share[i] < room[i]]
+        if not open_:
+            raise ValueError(f"{sample_steps} steps do not fit experts of {counts} steps")
+        share[max(open_, key=lambda i: (exact[i] - share[i], -i))] += 1
+    return share
+
+
+def planned(split: list[tuple[str, int]], sample_steps: int) -> dict[str, Any]:
+    """The plan a step-sampled run makes (the `sampling` section) from its experts in order, (component, steps), and
+    K: each expert's first step and the next ones of its share of K (`allocate`) computed; an expert of no steps
+    left out. Raises ValueError where K does not fit."""
+    shares = allocate(sample_steps, [n for _, n in split])
+    experts, first = [], 0
+    for (component, n), share in zip(split, shares):
+        if n:
+            experts.append({"component": component, "first_step": first, "steps": n,
+                            "computed_steps": list(range(first, first + 1 + share))})
+        first += n
+    return {"sample_steps": sum(shares), "experts": experts}
 
 
 def _ranges(steps: list[int]) -> str:

@@ -18,6 +18,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+from bench.records.sampling import planned
 from bench.run.timing import StageClock
 
 
@@ -35,34 +36,11 @@ def expert_steps(pipe: Any, denoiser: str, steps: int) -> list[tuple[str, int]]:
     return [("transformer", high), ("transformer_2", len(scheduler.timesteps) - high)]
 
 
-def allocate(sample_steps: int, counts: list[int]) -> list[int]:
-    """K computed steps after each expert's first, split in proportion to the experts' steps: 1 for every expert with
-    a step after its first, then one at a time to the expert furthest below its proportional share that still has
-    room (never more than its steps after the first). The runner has checked that K fits (bench.run.runner.prepare).
-    """
-    room = [max(0, c - 1) for c in counts]
-    exact = [sample_steps * c / sum(counts) for c in counts]
-    share = [1 if r else 0 for r in room]
-    while sum(share) < sample_steps:
-        open_ = [i for i in range(len(counts)) if share[i] < room[i]]
-        if not open_:
-            raise ValueError(f"{sample_steps} steps do not fit experts of {counts} steps")
-        share[max(open_, key=lambda i: (exact[i] - share[i], -i))] += 1
-    return share
-
-
 def plan(pipe: Any, denoiser: str, steps: int, sample_steps: int) -> dict[str, Any]:
-    """The steps a step-sampled run computes, as the record's `sampling` section (bench.records.schema.Sampling):
-    per expert its first step, its steps, and its first step plus the next ones of its share of K."""
-    split = expert_steps(pipe, denoiser, steps)
-    shares = allocate(sample_steps, [n for _, n in split])
-    experts, first = [], 0
-    for (component, n), share in zip(split, shares):
-        if n:
-            experts.append({"component": component, "first_step": first, "steps": n,
-                            "computed_steps": list(range(first, first + 1 + share))})
-        first += n
-    return {"sample_steps": sum(shares), "experts": experts}
+    """The steps a step-sampled run computes, as the record's `sampling` section (bench.records.sampling.planned,
+    the plan the gate holds a record to): per expert its first step, its steps, and its first step plus the next
+    ones of its share of K."""
+    return planned(expert_steps(pipe, denoiser, steps), sample_steps)
 
 
 class StepSampler:
