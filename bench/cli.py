@@ -250,7 +250,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     given = {k: getattr(args, k) for k in ("device", "dtype", "repeats", "attention_backend", "out_dir", "preset")
              if getattr(args, k) is not None}
     done = calibrate(CalibrateConfig(model=args.model, overrides=overrides(vars(args)), command=tuple(args.argv),
-                                     **given))
+                                     progress=lambda line: print(f"t2vbench: {clean(line)}", file=sys.stderr), **given))
     if args.json:
         print(json.dumps(calibration_summary(done.record, done.path), sort_keys=True))
     else:
