@@ -38,7 +38,7 @@ from bench.run.sweep import run_sweep
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2, like every other user error
-        raise UsageError(f"{message} (see t2vbench {self.prog.split()[-1]} --help)")
+        raise UsageError(f"{message} (see {self.prog} --help)")
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
@@ -328,7 +328,9 @@ COMMANDS = {"compare": cmd_compare, "report": cmd_report,
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser().parse_args(argv)
+        args, extra = build_parser().parse_known_args(argv)
+        if extra:  # argparse's own error comes from the top parser, whose help lists no command's options
+            raise UsageError(f"unrecognized arguments: {' '.join(extra)} (see t2vbench {args.command} --help)")
         args.argv = ["t2vbench", *argv]
         code = COMMANDS[args.command](args)
         if sys.stdout is not None:  # None when started with stdout closed
