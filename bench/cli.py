@@ -38,7 +38,7 @@ from bench.run.sweep import run_sweep
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2, like every other user error
-        raise UsageError(f"{message} (see t2vbench {self.prog.split()[-1]} --help)")
+        raise UsageError(f"{message} (see {self.prog} --help)")
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
@@ -250,7 +250,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     given = {k: getattr(args, k) for k in ("device", "dtype", "repeats", "attention_backend", "out_dir", "preset")
              if getattr(args, k) is not None}
     done = calibrate(CalibrateConfig(model=args.model, overrides=overrides(vars(args)), command=tuple(args.argv),
-                                     **given))
+                                     progress=lambda line: print(f"t2vbench: {clean(line)}", file=sys.stderr), **given))
     if args.json:
         print(json.dumps(calibration_summary(done.record, done.path), sort_keys=True))
     else:
@@ -336,7 +336,9 @@ COMMANDS = {"compare": cmd_compare, "report": cmd_report,
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser().parse_args(argv)
+        args, extra = build_parser().parse_known_args(argv)
+        if extra:  # argparse's own error comes from the top parser, whose help lists no command's options
+            raise UsageError(f"unrecognized arguments: {' '.join(extra)} (see t2vbench {args.command} --help)")
         args.argv = ["t2vbench", *argv]
         code = COMMANDS[args.command](args)
         if sys.stdout is not None:  # None when started with stdout closed

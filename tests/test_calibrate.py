@@ -210,6 +210,11 @@ def test_cli_prints_the_figures_and_writes_the_record(run_cli, tmp_path):
     code, out, err = run_cli("calibrate", "tiny-wan", "--device", "cpu", "--repeats", "1", "--out", tmp_path)
     assert code == 0, err
     assert "whole model not built" in out and "attention" in out and "vae decode" in out
+    # each part said on stderr as it starts: a 14B block on a CPU ran minutes with nothing on the screen
+    said = [line for line in err.splitlines() if line.startswith("t2vbench: ")]
+    assert said[:2] == ["t2vbench: calibrating tiny-wan on cpu (float32): the VAE decode, then each text encoder and "
+                        "denoiser built with 1 and 2 blocks", "t2vbench: timing the VAE decode of a 16x3x4x4 latent"]
+    assert [line.split(" (")[0] for line in said[2:]] == ["t2vbench: timing text_encoder", "t2vbench: timing transformer"]
     record = load_calibration(out.strip().splitlines()[-1].removeprefix("calibration: "))
     assert record.command[:2] == ["t2vbench", "calibrate"]
     code, out, err = run_cli("calibrate", "tiny-wan2.2-a14b", "--device", "cpu", "--repeats", "1", "--frames", "5",

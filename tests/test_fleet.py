@@ -326,6 +326,15 @@ def test_toy_records_in_a_results_folder_are_refused_unless_allowed(run_cli, tmp
     assert len(d["warnings"]) == 3 and all("toy" in w for w in d["warnings"])
 
 
+def test_the_throughput_line_names_its_kind_and_evidence_once(run_cli, tmp_path):
+    code, out, err = run_cli("fleet", "--record", _write(tmp_path / "gpu.json", _record_data()))
+    assert code == 0, err
+    assert "throughput  [record, measured] record " in out, out  # it read "[record, measured, measured]"
+    code, out, err = run_cli("fleet")
+    assert code == 0, err
+    assert "throughput  [scenario, assumed, not measured] scenario factorial-2024" in out, out
+
+
 def test_measured_is_true_only_for_measured_sources(run_cli, tmp_path):
     assert _fleet_json(run_cli)["throughput"]["measured"] is False
     assert _fleet_json(run_cli, "--throughput", "3")["throughput"]["measured"] is False

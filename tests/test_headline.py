@@ -139,6 +139,13 @@ def test_estimate_without_any_evidence_folder_is_refused(run_cli, tmp_path, monk
     assert code == 2 and out == "" and "--results PATH" in err and err.count("\n") == 1
 
 
+def test_fleet_predict_without_the_results_folder_says_so_not_no_evidence(run_cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no ./results: h200 has published evidence in the checkout's results/
+    code, out, err = run_cli("fleet", "--predict", "wan2.2-t2v-a14b", "--hardware", "h200")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "./results, which is not here" in err and "no evidence for" not in err, err
+
+
 def test_an_impossible_setting_is_said_not_hidden_as_missing_evidence(tmp_path, run_cli):
     path = tmp_path / "w.toml"
     path.write_text(FACTORIAL.replace("width = 1280", "width = 1281"))

@@ -109,7 +109,8 @@ _file = Path(__file__)  # an existing file: --out cannot be it, nor a folder und
     (["tiny-wan", "--weights", "/nonexistent/dir"], "model_index.json"),
     (["tiny-wan", "--dtype", "int8"], "--dtype int8"),
     (["tiny-wan", "--device", "tpu"], "--device tpu"),
-    (["tiny-wan", "--steps", "many"], "invalid int value"),
+    (["tiny-wan", "--steps", "many"], "invalid int value: 'many' (see t2vbench run --help)"),
+    (["tiny-wan", "--bogus"], "unrecognized arguments: --bogus (see t2vbench run --help)"),  # said 't2vbench t2vbench'
     (["tiny-wan", "--telemetry", "rapl"], "--telemetry rapl"),
     (["tiny-wan", "--sample-period", "0"], "--sample-period 0"),
     (["tiny-wan", "--compile", "--warmup", "0"], "would time the compilation"),

@@ -334,7 +334,11 @@ def select(s: Scenario, *, throughput: float | None = None, record: str | None =
     if bound:
         return from_bound(bound, hardware_id or "h100-sxm", allow_toy)
     if predicted:
-        return predict_for(s, predicted, hardware_id or "h100-sxm", gather([p for p in evidence if Path(p).exists()]))
+        found = [p for p in evidence if Path(p).exists()]
+        if not found:  # else "no evidence for MODEL on CLASS" blames the class when the folder itself is missing
+            raise UsageError(f"fleet --predict reads ./{', ./'.join(evidence)}, which is not here: run it from the "
+                             "t2vbench checkout (its results/ holds the records and published figures)")
+        return predict_for(s, predicted, hardware_id or "h100-sxm", gather(found))
     return from_scenario(s, hardware_id)
 
 

@@ -98,7 +98,7 @@ def load_spec(name: str) -> Spec:
         hint = f"did you mean {', '.join(close)}? " if close else ""
         shown = name if len(name) <= 80 else name[:77] + "..."
         raise UsageError(f"unknown model '{shown}': {hint}run 't2vbench models' to list them, "
-                         "or pass your own spec file with --spec FILE")
+                         "or run your own spec file with 't2vbench run --spec FILE'")
     return load_spec_file(path)
 
 

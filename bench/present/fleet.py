@@ -117,8 +117,8 @@ def format_fleet(est: Estimate, explain: bool) -> str:
     named = f"scenario    {s.name}" + (f": {s.description}" if s.description else "")
     lines += [est.mismatch] if est.mismatch else []
     interval = "" if tp.interval is None else f" [{tp.interval[0]:.4g} .. {tp.interval[1]:.4g}: {tp.interval_basis}]"
-    kinds = tp.kind if tp.kind == tp.evidence else f"{tp.kind}, {tp.evidence}"
-    lines += [named, f"throughput  [{kinds}, {measured}] {tp.source}{interval}",
+    tags = ", ".join(dict.fromkeys((tp.kind, tp.evidence, measured)))  # each word once: not "measured, measured"
+    lines += [named, f"throughput  [{tags}] {tp.source}{interval}",
               *_figure_lines(est), _demand_line(est), ""]
     lines += [
         f"kept-video GPUs (demand / 24 h / throughput)   {_n(out['kept_video_gpus'])}{_span(est, 'kept_video_gpus', _n)}",

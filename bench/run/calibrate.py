@@ -78,6 +78,7 @@ class CalibrateConfig:
     attention_backend: str | None = None
     out_dir: Path = DEFAULT_OUT
     command: tuple[str, ...] = ()
+    progress: Callable[[str], None] | None = None  # told each part as it starts (a large model takes minutes per part)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,7 +125,10 @@ def calibrate(config: CalibrateConfig) -> Calibration:
     serving.check_installed(options, resolve_class(spec.components[spec.denoiser]["class"]), device)
     env = environment.describe(device)
     sync: Sync = (lambda: torch.cuda.synchronize(device)) if device != "cpu" else (lambda: None)
-    part = _Part(spec, settings, device, TORCH_DTYPES[dtype_name], sync, config.repeats, config.attention_backend)
+    part = _Part(spec, settings, device, TORCH_DTYPES[dtype_name], sync, config.repeats, config.attention_backend,
+                 config.progress or (lambda line: None))
+    part.progress(f"calibrating {spec.name} on {device} ({dtype_name}): the VAE decode, then each text encoder and "
+                  "denoiser built with 1 and 2 blocks")
     torch.manual_seed(0)
     try:
         vae = part.vae_decode()
@@ -197,14 +201,16 @@ class _Part:
     """Builds and times one part after another, keeping only one on the device at a time."""
 
     def __init__(self, spec: Spec, settings: Settings, device: str, dtype: Any, sync: Sync, repeats: int,
-                 attention_backend: str | None):
+                 attention_backend: str | None, progress: Callable[[str], None]):
         self.spec, self.settings, self.device, self.dtype = spec, settings, device, dtype
         self.sync, self.repeats, self.attention_backend = sync, repeats, attention_backend
+        self.progress = progress
         self.current = "the VAE"
         self.geometry: Geometry = geometry(spec, settings)
 
     def vae_decode(self) -> VaeDecode:
         """One decode of the real latent."""
+        self.progress(f"timing the VAE decode of a {'x'.join(map(str, self.geometry.latent))} latent")
         result = self._decode()
         _free(self.device)  # the VAE went with _decode's frame
         return result
@@ -242,6 +248,7 @@ class _Part:
                              f"{', '.join(STACKS)}")
         kinds, layers = STACKS[class_name], _layers(entry, STACKS[class_name])
         self.current = name
+        self.progress(f"timing {name} ({class_name}) with 1, then 2 blocks")
         one = self._time_build(entry, kinds, 1, inputs)
         _free(self.device)
         two = self._time_build(entry, kinds, 2, inputs)
