@@ -313,3 +313,26 @@ def test_no_published_mfu_is_shown_above_100_percent():
     b300 = hardware.get("b300")
     assert flagged[0].mfu == pytest.approx(float(flagged[0].warnings[0].split("%")[0]) / 100
                                            * b300.bf16_tflops / b300.fp8_tflops, abs=0.006)
+
+
+def test_a_system_computes_in_one_precision_in_every_scenario(tmp_path):
+    # VibeHPC's B300 submission: its Offline row runs at 114% of the bf16 peak (so fp8), its SingleStream row at 68%,
+    # possible alone. One build ran both: with its Offline row beside it, the SingleStream row's MFU is against the
+    # fp8 peak too (catches: the sibling left at 68% of bf16 while the system's other row is taken as fp8), and alone
+    # it stays against bf16 (catches: every B300 row taken as fp8)
+    refs = Path(__file__).resolve().parent.parent / "results" / "reference"
+    single = next(refs.glob("*vibehpc*_singlestream.json"))
+    offline = next(refs.glob("*vibehpc*_offline.json"))
+    (tmp_path / "alone").mkdir()
+    (tmp_path / "both").mkdir()
+    (tmp_path / "alone" / single.name).write_bytes(single.read_bytes())
+    for path in (single, offline):
+        (tmp_path / "both" / path.name).write_bytes(path.read_bytes())
+    (alone,) = compare([tmp_path / "alone"]).rows
+    both = {r.system.rsplit(", ", 1)[-1]: r for r in compare([tmp_path / "both"]).rows}
+    b300 = hardware.get("b300")
+    assert alone.mfu == pytest.approx(0.68, abs=0.005) and alone.warnings == ()
+    assert both["SingleStream"].mfu == pytest.approx(alone.mfu * b300.bf16_tflops / b300.fp8_tflops, rel=1e-9)
+    assert "another figure of the same system (VibeHPC: NVIDIA DGX B300" in both["SingleStream"].warnings[0]
+    assert "(68% of bf16)" in both["SingleStream"].warnings[0]
+    assert both["Offline"].mfu == pytest.approx(0.57, abs=0.005)  # 114% of bf16 = 57% of fp8 (2,250 / 4,500 TFLOP/s)

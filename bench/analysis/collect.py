@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.analysis.physics import check_reference, load_checked
+from bench.analysis.physics import check_reference, load_checked, with_system_precision
 from bench.analysis.reference import Reference, parse_reference
 from bench.core.errors import UsageError
 from bench.core.jsonsafe import loads_strict, read_bounded
@@ -103,7 +103,7 @@ def load(paths: Sequence[str | Path]) -> Loaded:
         else:
             seen[item.run_id], measured[digest] = path, path
             records.append((path, item))
-    return Loaded(tuple(records), tuple(references), tuple(skipped))
+    return Loaded(tuple(records), with_system_precision(references), tuple(skipped))
 
 
 def skipped_note(skipped: Sequence[str]) -> str:

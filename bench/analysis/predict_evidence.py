@@ -16,7 +16,7 @@ from typing import Any
 from bench.analysis import evidence
 from bench.analysis import predict_model as model
 from bench.analysis.collect import expand, load_one
-from bench.analysis.physics import computed_in_fp8
+from bench.analysis.physics import computed_in_fp8, with_system_precision
 from bench.analysis.predict_work import Work
 from bench.analysis.reference import Reference
 from bench.core import hardware
@@ -79,7 +79,7 @@ def gather(paths: Sequence[str | Path], calibration_files: Sequence[str | Path] 
                 skipped.append(f"{path}: {problems[0]}: a calibration is checked as a record is")
                 continue
             calibrations.append((path, item))
-    return Evidence(tuple(records), tuple(calibrations), tuple(references), tuple(skipped))
+    return Evidence(tuple(records), tuple(calibrations), with_system_precision(references), tuple(skipped))
 
 
 def _load(path: Path) -> Any:

@@ -25,7 +25,7 @@ import math
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from bench.core import hardware, metrics
 from bench.core.errors import UsageError
@@ -107,6 +107,9 @@ class Reference(Strict):
     system: Label | None = None  # the source's name of the system the figure came from, shown with per-GPU figures
     accuracy: Accuracy | None = None
     notes: Annotated[list[Text], Field(max_length=20)] = []
+    # Set by the readers, never read from a file: another figure of the same system computed in fp8
+    # (bench.analysis.physics.with_system_precision), so this one did too, whatever its own speed allows.
+    _system_fp8: bool = PrivateAttr(default=False)
 
     @field_validator("hardware_class")
     @classmethod
