@@ -69,9 +69,10 @@ def fitted(req: ev.Request, rung: str, w: Work, observations: Sequence[model.Obs
     stages = {"text_s": s.text_s, "denoise_s": s.denoise_s, "vae_s": s.vae_s, "other_s": s.other_s,
               "total_s": s.total_s}
     power = mean_power(powers, "the evidence's average power")
-    against = "the profiled H100's" if not rates_of(req).nominal else "that of nominal rates (no peak figures here)"
+    against = ("the cost model's H100 profile at this class's peak (x1: as efficient as the profiled H100 run)"
+               if not rates_of(req).nominal else "that of nominal rates (no peak figures here)")
     fit_line = ("fitted stage by stage" if scales.staged else "one scale over totals") + \
-        f" on {len(observations)} run(s): denoising time x{scales.denoise:.3g} {against}"
+        f" on {len(observations)} run(s): denoising takes x{scales.denoise:.3g} the time of {against}"
     if not scales.staged:
         stages = {"total_s": s.total_s}  # one scale over totals: the split is the profile's, not evidence
     return assemble(req, rung, "predicted", [*lines, fit_line], stages, energy_figure(req, s.total_s, power),
