@@ -76,6 +76,9 @@ WORKER_EDITS = [
     (_worker(1, device="cpu"), "workers ran on 'cuda:0', 'cpu'"),
     # catches: a worker on cuda:5 of a machine whose environment counts 2 GPUs
     (_worker(1, device="cuda:5"), "a worker ran on cuda:5, but environment.device_count is 2"),
+    # catches: a 2-GPU run that says nothing of its workers (which GPU each held, what each measured): the run lists
+    # them whenever it had more than one
+    (lambda d: d.update(workers=None), "the run used 2 GPUs but lists no workers"),
     # catches: a worker claiming 500 generations where the record holds its 3
     (_worker(1, generations=500), "workers[1] says it made 500 generation(s), but the record holds 3"),
     # catches: worker 0's section not the record's own (its uuid edited)

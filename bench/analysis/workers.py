@@ -59,8 +59,10 @@ def _copies(record: ResultRecord) -> list[str]:
 
 def _listed(record: ResultRecord) -> list[str]:
     workers, s = record.workers, record.settings
-    if workers is None:
-        return []
+    if workers is None:  # the run lists its workers whenever it had more than one (bench.records.assemble)
+        gpu_run = GPU_DEVICE.fullmatch(s.device) is not None
+        return [f"the run used {s.gpus_used} GPUs but lists no workers: a multi-GPU run says which GPU each worker "
+                "held and what it measured"] if gpu_run and s.gpus_used > 1 else []
     if [w.index for w in workers] != list(range(s.gpus_used)):
         return [f"workers are indexed {[w.index for w in workers][:8]}, but the run used {s.gpus_used} GPU(s): one "
                 f"worker per GPU, 0 to {s.gpus_used - 1}"]
