@@ -302,7 +302,11 @@ def _read_paths(args: argparse.Namespace) -> list[str]:
     stderr, so a user's own runs are never silently left out)."""
     if args.paths:
         return args.paths
-    found = [str(p) for p in (Path("results"), DEFAULT_OUT) if p.is_dir()] or ["results"]
+    found = [str(p) for p in (Path("results"), DEFAULT_OUT) if p.is_dir()]
+    if not found:
+        raise UsageError(f"nothing to read here: neither ./results (the registry, in the t2vbench checkout) nor "
+                         f"./{DEFAULT_OUT} (where `t2vbench run` writes) is in {Path.cwd()}; give record files or "
+                         "folders, or run it from where they are")
     print(f"t2vbench: reading {' and '.join(found)}", file=sys.stderr)
     return found
 

@@ -268,6 +268,17 @@ def test_with_no_path_compare_reads_the_registry_and_your_own_runs(run_cli, tmp_
     assert "mlenergy-v3" in out and "tiny-wan" in out  # a published row from the registry, your run beside it
 
 
+def test_with_no_argument_where_neither_folder_is_compare_and_report_say_where_to_run(run_cli, tmp_path, monkeypatch):
+    # catches: "reading results" and then "'results': no such file or folder" from outside the checkout, which named
+    # neither the runs folder nor what to do
+    monkeypatch.chdir(tmp_path)
+    for argv in (("compare",), ("report", "-o", tmp_path / "r.html")):
+        code, out, err = run_cli(*argv)
+        assert code == 2 and out == "" and err.count("\n") == 1, err
+        assert "neither ./results" in err and "nor ./t2vbench-results" in err and str(tmp_path) in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_csv_cells_a_spreadsheet_would_run_are_made_inert(tmp_path, monkeypatch):
 
     forge.write(tmp_path, "=HYPERLINK(1).json", forge.record([10.0, 11.0, 12.0]))

@@ -133,7 +133,8 @@ def validate(data: dict[str, Any], where: str, overridden: set[str] = frozenset(
     unknown(data, FIELDS, where)
     for key in REQUIRED:
         if key not in data:
-            raise UsageError(f"{where}: missing field '{key}'")
+            raise UsageError(f"{where}: missing field '{key}' (`t2vbench fleet --template FILE` writes a complete, "
+                             "commented scenario to start from)")
     out: dict[str, Any] = {}
     name = data["name"]
     if not isinstance(name, str) or not NAME.match(name):
