@@ -167,6 +167,17 @@ def reference_settings(ref: Reference) -> Settings | None:
                                                  steps=s.steps, guidance_scale=s.guidance_scale)
 
 
+def published_row(ref: Reference) -> tuple:
+    """What a source published, less how the file names it: model, class, GPUs, size, frames, steps, batch and the
+    four figures (to 9 significant digits, past any source's printing). A copy of a row under another source id,
+    title, url, system or notes is the same row; two systems' rows never agree in every figure (the committed
+    references' closest same-class figures differ by more than 0.1%)."""
+    s = ref.settings
+    figures = (ref.seconds_per_video, ref.videos_per_s, ref.energy_per_video_j, ref.avg_power_w)
+    return (ref.model, ref.hardware_class, ref.gpus, s.height, s.width, s.num_frames, s.steps, s.batch_size,
+            *(None if f is None else f"{f:.9g}" for f in figures))
+
+
 def reference_fp8(ref: Reference) -> bool:
     """Whether the source says its figure ran in fp8 (its peak is then the class's fp8 rate)."""
     return "fp8" in (ref.settings.precision or "").lower()  # e.g. MLPerf's TensorRT FP8 submissions
