@@ -76,7 +76,8 @@ def gather(paths: Sequence[str | Path], calibration_files: Sequence[str | Path] 
         elif isinstance(item, ResultRecord):
             records.append((path, item))
         else:  # a calibration is judged as a record is: its provenance must name the GPU of its class
-            problems = evidence.calibration_problems(item.hardware_class, item.settings.device, item.environment)
+            problems = (evidence.calibration_problems(item.hardware_class, item.settings.device, item.environment)
+                        + evidence.calibration_spec_problems(item))
             if problems:
                 skipped.append(f"{path}: {problems[0]}: a calibration is checked as a record is")
                 continue
