@@ -1,6 +1,7 @@
 """The journal and the record made from it: what a run reported survives a record that fails validation, a file
 system without room, and a killed parent; `t2vbench recover` rebuilds the record the run would have written."""
 
+import os
 import resource
 import subprocess
 import sys
@@ -148,6 +149,50 @@ def test_a_repeated_generation_line_is_dropped_with_a_note(run_cli, tmp_path):
     assert [g.index for g in rebuilt.generations] == [g.index for g in record.generations]  # each kept once
     assert sum("generation 0 repeated or out of order" in w for w in rebuilt.warnings) == 2
     assert any("recovered from run-x.journal.jsonl" in w for w in rebuilt.warnings)
+
+
+def test_a_second_runs_lines_spliced_in_are_refused_by_its_header(run_cli, tmp_path):
+    """Another run's journal appended to this one brings its own header line: the parent writes exactly one, first.
+    Read as before, the second header was passed over and both runs' generations made one record."""
+    msgs = _messages_of(load_record(GOLDEN))
+    other = message("header", **{**_header(load_record(GOLDEN)), "run_id": "other-run-1234"})
+    msgs += [other, *msgs[1:]]
+    path = _journal(tmp_path, msgs)
+    code, _, err = run_cli("recover", path)
+    header_line = len(_messages_of(load_record(GOLDEN))) + 1
+    assert code == 2 and f"{path}:{header_line}: a second header (run_id 'other-run-1234')" in err, err
+    assert err.count("\n") == 1 and not (tmp_path / "run-x.json").exists() and path.exists()
+
+
+def test_generations_past_the_repeats_or_after_done_are_dropped_with_a_note(run_cli, tmp_path):
+    """The worker makes generations 0 to repeats - 1 and sends nothing after 'done': the golden run asked 3; an
+    edit appends generation 3 (index in order, beyond the repeats) and, after 'done', nothing more may count."""
+    record = load_record(GOLDEN)
+    assert record.settings.repeats == 3 and len(record.generations) == 3  # the oracle: the file as it is
+    msgs = _messages_of(record)
+    gens = [m for m in msgs if m.kind == "generation"]
+    beyond = gens[0].model_copy(update={"index": 3, "seed": 3})
+    code, _, err = run_cli("recover", _journal(tmp_path, [*msgs, beyond, message("done")]))
+    assert code == 0, err
+    rebuilt = load_record(tmp_path / "run-x.json")
+    assert len(rebuilt.generations) == 3 and rebuilt.complete
+    assert "worker 0: generation 3 beyond the 3 repeats the run asked for: dropped" in rebuilt.warnings
+
+    # a short run's 'done' after 2 generations: a third line after it is not the run's
+    early = [*msgs[:-1], message("done"), gens[2]]
+    (tmp_path / "run-x.json").unlink()
+    code, _, err = run_cli("recover", _journal(tmp_path, early))
+    assert code == 0, err
+    rebuilt = load_record(tmp_path / "run-x.json")
+    assert [g.index for g in rebuilt.generations] == [0, 1] and not rebuilt.complete
+    assert "worker 0: generation 2 after the worker's 'done' line: dropped" in rebuilt.warnings
+
+
+def test_a_named_pipe_given_as_journal_is_said_as_one_and_never_opened(run_cli, tmp_path):
+    path = tmp_path / "run-x.journal.jsonl"
+    os.mkfifo(path)
+    code, _, err = run_cli("recover", path)  # a blocking open of a pipe with no writer would hang here
+    assert code == 2 and err.strip().endswith(f"{path}: a named pipe (FIFO), not a journal file"), err
 
 
 def test_a_device_that_changes_mid_journal_is_refused_and_nothing_written(run_cli, tmp_path):

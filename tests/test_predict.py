@@ -540,6 +540,44 @@ def test_a_calibration_is_checked_as_a_record_is(tmp_path):
     assert evidence.calibrations == () and "is not a GPU device" in evidence.skipped[0]
 
 
+@pytest.mark.parametrize("edit, fragment", [
+    # predict multiplies each block's time by the stack's count: 200 of tiny-wan's 2 blocks made it 27x slower
+    (lambda d: d["denoisers"][0].update(layers=200),
+     "transformer has 200 blocks but models/tiny-wan.toml gives num_layers = 2"),
+    # another architecture under the name: its blocks are not the spec's, whatever they cost
+    (lambda d: d["spec"].update(sha256="0" * 64), "made with a spec of 'tiny-wan' that differs from models/tiny-wan"),
+    (lambda d: d["denoisers"][0].update(class_name="CogVideoXTransformer3DModel"),
+     "stack 'transformer' is a 'CogVideoXTransformer3DModel', not the spec's component"),
+])
+def test_a_calibration_is_held_to_its_models_spec(tmp_path, edit, fragment):
+    # the committed tiny-wan calibration (v1: one kind of block per stack, its count in 'layers') edited by hand
+    data = json.loads((Path(__file__).parent / "data" / "calibration-v1-tiny-wan.json").read_text())
+    assert data["denoisers"][0]["layers"] == 2 and data["spec"]["name"] == "tiny-wan"
+    edit(data)
+    (tmp_path / "cal.json").write_text(json.dumps(data))
+    evidence = predict_evidence.gather([], [tmp_path / "cal.json"])
+    assert evidence.calibrations == () and len(evidence.skipped) == 1 and fragment in evidence.skipped[0], \
+        evidence.skipped
+    # the file as committed is used
+    genuine = predict_evidence.gather([], [Path(__file__).parent / "data" / "calibration-v1-tiny-wan.json"])
+    assert len(genuine.calibrations) == 1 and genuine.skipped == ()
+
+
+def test_a_calibration_claiming_a_size_its_model_cannot_take_is_refused_in_one_line(tmp_path, run_cli):
+    # the committed tiny-wan calibration (its shapes made at 32x32) relabelled as made at Wan's own 832x480, a size
+    # tiny-wan's small position table cannot take: counting its work crashed inside the model with a traceback
+    data = json.loads((Path(__file__).parent / "data" / "calibration-v1-tiny-wan.json").read_text())
+    assert (data["settings"]["width"], data["settings"]["height"]) == (32, 32)
+    data["settings"].update(width=832, height=480)
+    (tmp_path / "cal.json").write_text(json.dumps(data))
+    (tmp_path / "none").mkdir()
+    code, out, err = run_cli("predict", "tiny-wan", "--hardware", data["hardware_class"], "--dtype", "float32",
+                             "--calibration", tmp_path / "cal.json", "--results", tmp_path / "none")
+    assert (code, out) == (2, "") and err.count("\n") == 1, err
+    assert f"calibration {tmp_path / 'cal.json'} claims settings its model cannot take: tiny-wan cannot take " \
+           "832x480, 9 frames" in err, err
+
+
 def test_a_calibration_faster_than_the_physical_bound_is_refused():
     # 50 steps of 1 ms for Wan2.1-1.3B at 480p: its ~2.9e16 FLOPs would need ~29 s at the H100's 989.4 TFLOP/s
     cal = Evidence((), ((Path("cal.json"), _calibration(0.1, 0.001, 0.01)),), ())

@@ -152,3 +152,57 @@ def test_a_copy_under_a_new_run_id_counts_once(run_cli, tmp_path):
     rows = [r for r in json.loads(out)["rows"] if r["kind"] == "measured"]
     assert code == 0 and [r["generations"] for r in rows] == [3], rows
     assert "b.json: the same measurements as" in err and "a.json under another run_id; counted once" in err, err
+
+
+def test_predict_counts_a_copy_under_a_new_run_id_once(run_cli, tmp_path):
+    # catches: predict's reader merging copies by run_id alone (compare's rule was not its): the genuine H100 run
+    # copied under a new id and label made 'plain, 6 generations' of its 3
+    folder = tmp_path / "copies"
+    folder.mkdir()
+    genuine = json.loads(H100.read_text())
+    assert len(genuine["generations"]) == 3 and genuine["spec"]["name"] == "wan2.1-t2v-1.3b"
+    (folder / "a.json").write_text(json.dumps(genuine))
+    (folder / "b.json").write_text(json.dumps({**genuine, "run_id": "0123456789ab", "label": "again"}))
+    code, out, err = run_cli("predict", "wan2.1-t2v-1.3b", "--hardware", "h100-sxm", "--results", folder, "--json")
+    found = json.loads(out)
+    assert code == 0 and found["rung"] == "measured", err
+    assert any(" 3 generations (" in line for line in found["evidence"]), found["evidence"]
+    assert any("b.json: the same measurements as" in s and "a.json under another run_id" in s
+               for s in found["skipped"]), found["skipped"]
+
+
+MLPERF_B300 = sorted((ROOT / "results" / "reference").glob("mlperf-inference-v6.1_wan2.2-t2v-a14b_8xb300_*"
+                                                           "_offline.json"))  # genuine published rows, 8 GPUs each
+
+
+@pytest.mark.parametrize("command", ["predict", "compare"])
+def test_a_published_row_copied_under_another_source_id_counts_once(run_cli, tmp_path, command):
+    # catches: readers counting a reference once per file: MLPerf's Cisco B300 row copied under another source id made
+    # three systems of two, moving predict's median from NVIDIA's DGX figure to Cisco's, and compare showed it twice
+    folder = tmp_path / "rows"
+    folder.mkdir()
+    cisco, dgx = (next(p for p in MLPERF_B300 if name in p.name) for name in ("_cisco-", "_nvidia-"))
+    for p in (cisco, dgx):
+        (folder / p.name).write_bytes(p.read_bytes())
+    copy = json.loads(cisco.read_text())
+    copy["source"] = {**copy["source"], "id": "b300-mirror", "title": "A mirror of MLPerf's table"}
+    (folder / "a-mirror.json").write_text(json.dumps(copy))
+    rows = {p.name: json.loads(p.read_text()) for p in (cisco, dgx)}
+    per_gpu_s = sorted(r["gpus"] / r["videos_per_s"] for r in rows.values())  # 8 GPUs over each system's throughput
+    if command == "predict":
+        code, out, err = run_cli("predict", "wan2.2-t2v-a14b", "--hardware", "b300", "--preset", "mlperf-v6",
+                                 "--results", folder, "--json")
+        found = json.loads(out)
+        assert code == 0, err
+        # two systems: the middle one of (fastest, slowest) by (n - 1) // 2 is the fastest
+        assert found["seconds_per_video"]["value"] == pytest.approx(per_gpu_s[0], rel=1e-12)
+        assert found["caveats"][0].startswith("2 published systems"), found["caveats"]
+        skipped = found["skipped"]
+    else:
+        code, out, err = run_cli("compare", folder, "--json")
+        assert code == 0, err
+        published = [r for r in json.loads(out)["rows"] if r["kind"] != "measured"]
+        assert len(published) == 2, published
+        skipped = err.splitlines()
+    assert any(cisco.name in s and "the same published figures as" in s and "a-mirror.json under another name" in s
+               for s in skipped), skipped

@@ -238,6 +238,29 @@ def test_latency_figure_for_a_batch_is_refused():
     _refused(data, "batch-1 latency")
 
 
+@pytest.mark.parametrize("field, value, fragment", [
+    # ML.ENERGY's Wan 1.3B row as shipped: published 2025-12-01, data 2026-02-16, read 2026-11-23
+    ("published", "2026-12-01", "published 2026-12-01 is after accessed 2026-11-23"),  # read before it existed
+    ("data_date", "2026-12", "data_date 2026-12 is after accessed 2026-11-23"),  # a month after the day it was read
+    ("published", "2025-02-31", "published 2025-02-31 is not a day of the calendar"),  # the pattern let it through
+    ("accessed", "2999-01-01", "accessed 2999-01-01 is in the future"),
+])
+def test_a_source_read_before_it_was_dated_or_on_no_calendar_day_is_refused(field, value, fragment):
+    # catches: dates checked only by their pattern, so a reference read before its own publication, or on 31 February,
+    # was loaded and weighed by its date
+    data = _data()
+    assert (data["source"]["published"], data["source"]["data_date"], data["source"]["accessed"]) == (
+        "2025-12-01", "2026-02-16", "2026-11-23")
+    data["source"][field] = value
+    _refused(data, fragment)
+
+
+def test_a_source_published_in_the_month_it_was_read_loads():
+    data = _data()
+    data["source"].update(published="2026-11", data_date=None)  # any day of November up to the 23rd it was read
+    assert parse_reference(json.dumps(data)).source.published == "2026-11"
+
+
 def test_undated_source_is_refused():
     data = _data()
     data["source"]["published"] = data["source"]["data_date"] = None

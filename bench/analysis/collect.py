@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.analysis.physics import check_reference, load_checked, with_system_precision
-from bench.analysis.reference import Reference, parse_reference
+from bench.analysis.reference import Reference, parse_reference, published_row
 from bench.core.errors import UsageError
 from bench.core.jsonsafe import loads_strict, read_bounded
 from bench.core.text import shown
@@ -77,31 +77,49 @@ def load_one(path: Path) -> ResultRecord | Reference:
     return load_checked(path)
 
 
+class Seen:
+    """What a reader of many files has counted: a run met twice counts once, by the same run_id (a copy beside the
+    registry) or the same measurements under another one (a copy given a new id, label or date:
+    bench.records.fingerprint, the registry's own rule), and a published row once (reference.published_row: a copy
+    under another source id). Counted twice, a copy would pool its generations or its figure twice and narrow every
+    interval or move every median drawn from them."""
+
+    def __init__(self) -> None:
+        self._firsts: dict[object, Path] = {}
+
+    def repeat(self, path: Path, item: ResultRecord | Reference) -> str | None:
+        """The skip line of an item met before (naming the file it repeats), else None, remembering it."""
+        if isinstance(item, Reference):
+            keys = [(("row",) + published_row(item), "the same published figures as {} under another name")]
+        else:
+            keys = [(("run", item.run_id), f"the same run (run_id {item.run_id}) as {{}}"),
+                    (("measured", content_hash(item)), "the same measurements as {} under another run_id")]
+        for key, what in keys:
+            if key in self._firsts:
+                return f"{path}: {what.format(self._firsts[key])}; counted once"
+        self._firsts.update((key, path) for key, _ in keys)
+        return None
+
+
 def load(paths: Sequence[str | Path]) -> Loaded:
-    """Every usable record and reference under paths; the rest skipped with a reason. A run met twice counts once:
-    the same run_id (a copy beside the registry) or the same measurements under another one (a copy given a new id,
-    label or date: bench.records.fingerprint, the registry's own rule), which would otherwise count its generations
-    twice and narrow every interval drawn from them. Raises UsageError only for a path that does not exist."""
+    """Every usable record and reference under paths, each run and published row once (Seen); the rest skipped with
+    a reason. Raises UsageError only for a path that does not exist."""
     records, references, skipped = [], [], []
-    seen: dict[str, Path] = {}
-    measured: dict[str, Path] = {}
+    seen = Seen()
     for path in expand(paths):
         try:
             item = load_one(path)
         except UsageError as exc:
             skipped.append(str(exc))
             continue
-        if isinstance(item, Reference):
-            references.append((path, item))
-        elif item.run_id in seen:
-            skipped.append(f"{path}: the same run (run_id {item.run_id}) as {seen[item.run_id]}; counted once")
-        elif not item.complete:
+        if isinstance(item, ResultRecord) and not item.complete:
             why = f" ({item.incomplete_reason})" if item.incomplete_reason else ""
             skipped.append(f"{path}: an incomplete run{why}; only complete runs are compared")
-        elif (digest := content_hash(item)) in measured:
-            skipped.append(f"{path}: the same measurements as {measured[digest]} under another run_id; counted once")
+        elif (repeat := seen.repeat(path, item)) is not None:
+            skipped.append(repeat)
+        elif isinstance(item, Reference):
+            references.append((path, item))
         else:
-            seen[item.run_id], measured[digest] = path, path
             records.append((path, item))
     return Loaded(tuple(records), with_system_precision(references), tuple(skipped))
 

@@ -21,8 +21,11 @@ from __future__ import annotations
 from typing import Any
 
 from bench.core import hardware
+from bench.core.errors import UsageError
+from bench.core.specs import load_spec
 from bench.core.text import shown
 from bench.records.schema import GPU_DEVICE, ResultRecord, Telemetry
+from bench.run.calibrate_shapes import STACKS
 
 # The telemetry backend (bench.telemetry.BACKENDS) and the torch build that measure each vendor's GPUs.
 VENDOR_BACKEND = {"nvidia": "nvml", "amd": "amdsmi"}
@@ -53,6 +56,33 @@ def calibration_problems(hardware_class: str, device: str, environment: dict[str
         return [f"hardware class {_value(hardware_class)} is not in the catalogue: it cannot be checked"]
     out = [] if on_gpu else [f"device {_value(device)} is not a GPU device, but the class is {hw.id}"]
     return out + _stack(environment, hardware_class, [environment.get("device_name")], hw)
+
+
+def calibration_spec_problems(calibration: Any) -> list[str]:
+    """What a calibration (bench.records.calibration.CalibrationRecord) claims of its model that models/ contradicts:
+    a spec of another content under the name (the record's rule, bench.analysis.registry), or a stack that is not the
+    spec's component of that class, or a count of blocks other than the spec's (calibrate reads it from the spec's
+    config; predict multiplies each block's time by it)."""
+    try:
+        spec = load_spec(calibration.spec.name)
+    except UsageError:
+        return [f"model {_value(calibration.spec.name)} is not in models/: its calibration cannot be checked"]
+    if spec.sha256 != calibration.spec.sha256:
+        return [f"made with a spec of {_value(spec.name)} that differs from models/{spec.name}.toml (another "
+                "architecture under the same name, or an older spec): calibrate again with the spec in models/"]
+    out = []
+    for stack in [*calibration.denoisers, *calibration.text_encoders]:
+        component = spec.components.get(stack.component) or {}
+        if str(component.get("class", "")).rpartition(".")[2] != stack.class_name:
+            out.append(f"stack {_value(stack.component)} is a {_value(stack.class_name)}, not the spec's component")
+            continue
+        config = component.get("config") or {}
+        for kind, shaped in zip(stack.kinds, STACKS.get(stack.class_name, ())):
+            expected = config.get(shaped.layers_key)
+            if isinstance(expected, int) and kind.layers != expected:
+                out.append(f"{stack.component} has {kind.layers} {kind.blocks} but models/{spec.name}.toml gives "
+                           f"{shaped.layers_key} = {expected}: the calibration was edited")
+    return out
 
 
 def _environment(record: ResultRecord, hw: hardware.HardwareClass) -> list[str]:

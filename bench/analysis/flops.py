@@ -27,6 +27,7 @@ from typing import Any
 
 from bench.core.errors import UsageError
 from bench.core.specs import Settings, Spec
+from bench.core.text import shown
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,7 +166,8 @@ def expert_steps(spec: Spec, pipe: Any, steps: int) -> list[tuple[str, int]]:
 
 
 def count_flops(spec: Spec, settings: Settings) -> Flops:
-    """FLOPs of one video at `settings`. Raises UsageError for a family whose FLOPs depend on data."""
+    """FLOPs of one video at `settings`. Raises UsageError for a family whose FLOPs depend on data, or a size the
+    model's forward cannot take (a calibration or record claiming settings its shapes are not)."""
     import torch
 
     from bench.run.build import build_component, resolve_class
@@ -185,11 +187,16 @@ def count_flops(spec: Spec, settings: Settings) -> Flops:
     # classifier-free guidance on guidance_scale alone; guidance_scale_2 only weighs the low-noise expert's passes).
     passes = 2 if spec.cfg_doubles_denoiser and settings.guidance_scale > 1 else 1
     expand = bool(getattr(pipe, "config", {}).get("expand_timesteps"))
-    experts = tuple(Expert(name, _denoiser_call(components[name], inputs, f, h, w, settings, temporal, expand), n)
-                    for name, n in expert_steps(spec, pipe, settings.steps))
-    vae = components["vae"]
-    channels = vae.config.get("latent_channels") or vae.config.get("z_dim")
-    decode = _count(lambda: vae.decode(_zeros(1, channels, f, h, w)))
+    try:
+        experts = tuple(Expert(name, _denoiser_call(components[name], inputs, f, h, w, settings, temporal, expand), n)
+                        for name, n in expert_steps(spec, pipe, settings.steps))
+        vae = components["vae"]
+        channels = vae.config.get("latent_channels") or vae.config.get("z_dim")
+        decode = _count(lambda: vae.decode(_zeros(1, channels, f, h, w)))
+    except RuntimeError as exc:  # the model's own forward refuses the shape (a small config's position table)
+        raise UsageError(f"{spec.name} cannot take {settings.width}x{settings.height}, {settings.num_frames} frames: "
+                         f"its forward fails at that size ({shown(str(exc), limit=120)}); give a size it takes"
+                         ) from None
     return Flops(text_encode=_text_flops(spec, components, settings, passes), experts=experts,
                  calls_per_step=passes, vae_decode=decode)
 

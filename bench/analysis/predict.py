@@ -160,13 +160,21 @@ def _calibration(req: ev.Request, evidence: ev.Evidence) -> Prediction | None:
     if not found:
         return None
     w = work(req.spec, req.settings)
-    observations = [ev.calibration_observation(c, work(req.spec, ev.settings_of(c.settings)), rates_of(req))
-                    for _, c in found]
+    observations = [ev.calibration_observation(c, _calibrated_work(req, p, c), rates_of(req)) for p, c in found]
     found_p = fitted(req, "calibration", w, observations, [f"calibration: {p}" for p, _ in found], [None], ())
     if found_p.mfu is not None and found_p.mfu > 1:  # the one rung no gate has judged against the FLOP bound
         raise UsageError(f"calibration {found[0][0]} implies {found_p.mfu:.0%} of {req.hardware}'s peak FLOP/s for "
                          f"{req.spec.name}, which is impossible: it was not measured on that class; drop it")
     return found_p
+
+
+def _calibrated_work(req: ev.Request, path: Path, calibration: Any) -> Work:
+    """The work of one video at the settings a calibration of this model was made at. Raises UsageError naming the
+    calibration where its settings are a size the model cannot take (its shapes were not made at them)."""
+    try:
+        return work(req.spec, ev.settings_of(calibration.settings))
+    except UsageError as exc:
+        raise UsageError(f"calibration {path} claims settings its model cannot take: {exc}") from None
 
 
 def _calibrations_on(req: ev.Request, evidence: ev.Evidence) -> list[tuple[Path, Any]]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from bench.analysis import evidence
 from bench.analysis import predict_model as model
-from bench.analysis.collect import expand, load_one
+from bench.analysis.collect import Seen, expand, load_one
 from bench.analysis.physics import computed_in_fp8, with_system_precision
 from bench.analysis.predict_work import Work
 from bench.analysis.reference import Reference
@@ -60,21 +60,24 @@ def gather(paths: Sequence[str | Path], calibration_files: Sequence[str | Path] 
     """Every usable record, calibration and reference under paths (files or folders), plus calibration files.
     Raises UsageError only for a path that does not exist."""
     records, calibrations, references, skipped = [], [], [], []
-    seen: set[str] = set()
+    seen = Seen()  # each run and published row once, as compare counts them
     for path in expand([*paths, *calibration_files]):
         try:
             item = _load(path)
         except UsageError as exc:
             skipped.append(str(exc))
             continue
-        if isinstance(item, Reference):
+        if isinstance(item, ResultRecord) and not item.complete:
+            continue
+        if isinstance(item, (Reference, ResultRecord)) and (repeat := seen.repeat(path, item)) is not None:
+            skipped.append(repeat)
+        elif isinstance(item, Reference):
             references.append((path, item))
         elif isinstance(item, ResultRecord):
-            if item.complete and item.run_id not in seen:
-                seen.add(item.run_id)
-                records.append((path, item))
+            records.append((path, item))
         else:  # a calibration is judged as a record is: its provenance must name the GPU of its class
-            problems = evidence.calibration_problems(item.hardware_class, item.settings.device, item.environment)
+            problems = (evidence.calibration_problems(item.hardware_class, item.settings.device, item.environment)
+                        + evidence.calibration_spec_problems(item))
             if problems:
                 skipped.append(f"{path}: {problems[0]}: a calibration is checked as a record is")
                 continue

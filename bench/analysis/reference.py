@@ -21,6 +21,7 @@ Reference versions (bump REFERENCE_VERSION and add an update step for every chan
 
 from __future__ import annotations
 
+import datetime
 import math
 from pathlib import Path
 from typing import Annotated, Literal
@@ -53,9 +54,27 @@ class Source(Strict):
 
     @model_validator(mode="after")
     def _dated(self) -> Source:
+        """Dates that can be true: each on the calendar, none after the day the source was read, and that day not
+        after today (a day ahead of UTC allowed for the reader's time zone)."""
         if self.published is None and self.data_date is None:
             raise ValueError("give 'published' or 'data_date': a figure without a date cannot be weighed")
+        accessed = _day("accessed", self.accessed)
+        for name in ("published", "data_date"):
+            value = getattr(self, name)
+            if value is not None and _day(name, value) > accessed:
+                raise ValueError(f"{name} {value} is after accessed {self.accessed}: a source is read after it is "
+                                 "published; check both dates")
+        if accessed > datetime.datetime.now(datetime.timezone.utc).date() + datetime.timedelta(days=1):
+            raise ValueError(f"accessed {self.accessed} is in the future: give the day the source was read")
         return self
+
+
+def _day(name: str, value: str) -> datetime.date:
+    """The first day a YYYY-MM or YYYY-MM-DD date can mean. Raises ValueError for a day not on the calendar."""
+    try:
+        return datetime.date.fromisoformat(value if len(value) == 10 else value + "-01")
+    except ValueError:
+        raise ValueError(f"{name} {value} is not a day of the calendar") from None
 
 
 class ReferenceSettings(Strict):
@@ -168,6 +187,17 @@ def reference_settings(ref: Reference) -> Settings | None:
         return None
     return load_spec(ref.model).settings.replace(height=s.height, width=s.width, num_frames=s.num_frames,
                                                  steps=s.steps, guidance_scale=s.guidance_scale)
+
+
+def published_row(ref: Reference) -> tuple:
+    """What a source published, less how the file names it: model, class, GPUs, size, frames, steps, batch and the
+    four figures (to 9 significant digits, past any source's printing). A copy of a row under another source id,
+    title, url, system or notes is the same row; two systems' rows never agree in every figure (the committed
+    references' closest same-class figures differ by more than 0.1%)."""
+    s = ref.settings
+    figures = (ref.seconds_per_video, ref.videos_per_s, ref.energy_per_video_j, ref.avg_power_w)
+    return (ref.model, ref.hardware_class, ref.gpus, s.height, s.width, s.num_frames, s.steps, s.batch_size,
+            *(None if f is None else f"{f:.9g}" for f in figures))
 
 
 def reference_fp8(ref: Reference) -> bool:

@@ -48,6 +48,10 @@ class WorkerState:
         repeated or edited in) is dropped with a note, and a device that changes mid-run is refused."""
         if isinstance(msg, (msgs.Warmup, msgs.GenerationDone)):
             kept = self.warmups if isinstance(msg, msgs.Warmup) else self.generations
+            if self.done is not None or self.failed is not None:  # a worker sends nothing after its last word
+                self.dropped.append(f"worker {msg.worker}: {msg.kind} {msg.index} after the worker's "
+                                    f"'{'done' if self.done else 'failed'}' line: dropped")
+                return
             if msg.index != len(kept):
                 self.dropped.append(f"worker {msg.worker}: {msg.kind} {msg.index} repeated or out of order "
                                     f"(expected {len(kept)}): dropped")
@@ -79,8 +83,14 @@ class RunState:
     workers: dict[int, WorkerState] = dataclasses.field(default_factory=dict)
 
     def take(self, msg: Message) -> None:
-        if not isinstance(msg, msgs.Header):
-            self.workers.setdefault(msg.worker, WorkerState()).take(msg)
+        """Fold one message in; a timed generation the header's repeats never asked for is dropped with a note (each
+        worker makes generations 0 to repeats - 1)."""
+        worker = self.workers.setdefault(msg.worker, WorkerState())
+        if isinstance(msg, msgs.GenerationDone) and msg.index >= self.header.run.repeats:
+            worker.dropped.append(f"worker {msg.worker}: generation {msg.index} beyond the {self.header.run.repeats} "
+                                  "repeats the run asked for: dropped")
+        else:
+            worker.take(msg)
 
     @property
     def data_parallel(self) -> bool:

@@ -31,8 +31,9 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_serializer
 
 from bench.core.errors import UsageError
-from bench.core.jsonsafe import loads_strict
+from bench.core.jsonsafe import loads_strict, read_bounded
 from bench.core.specs import Settings
+from bench.core.text import shown
 from bench.records.fields import OptionName, OptionValue, Text
 from bench.records.io import field_error
 from bench.records.sampling import Sampling
@@ -278,11 +279,7 @@ def read_journal(path: str | Path) -> list[Message]:
     """The messages of a journal file. A last line cut short by a crash is dropped; anything else malformed is a
     UsageError naming the line."""
     path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"{path}: no such journal file")
-    if path.stat().st_size > MAX_JOURNAL_BYTES:
-        raise UsageError(f"{path}: larger than {MAX_JOURNAL_BYTES} bytes; not a t2vbench journal")
-    lines = path.read_bytes().split(b"\n")
+    lines = read_bounded(path, MAX_JOURNAL_BYTES, "journal").split(b"\n")  # a named pipe is said, never read
     truncated = lines[-1] != b""
     messages = []
     for number, raw in enumerate(lines[:-1] if not truncated else lines, start=1):
@@ -296,6 +293,9 @@ def read_journal(path: str | Path) -> list[Message]:
             raise
         if not isinstance(obj, dict) or obj.get("kind") not in KINDS:
             raise UsageError(f"{path}:{number}: not a t2vbench journal line (unknown or missing 'kind')")
+        if obj["kind"] == "header" and messages:  # the parent writes one, first: a second is another run's
+            raise UsageError(f"{path}:{number}: a second header (run_id {shown(obj.get('run_id'))}): "
+                             "lines of another run were added; a journal holds one run")
         if obj["kind"] == "header" and obj.get("journal_version") != JOURNAL_VERSION:
             raise UsageError(f"{path}: journal_version {obj.get('journal_version')!r} is not "
                              f"{JOURNAL_VERSION}; use the t2vbench version that wrote it")
