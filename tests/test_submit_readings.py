@@ -147,3 +147,15 @@ def test_sampled_memory_use_above_the_devices_total_is_refused():
     data["telemetry"]["series"]["memory_used_bytes"][100] = MEMORY_TOTAL + 1
     assert any("telemetry.series.memory_used_bytes reaches 8.552e+10 bytes, more than the device's" in p
                for p in _problems(data))
+
+
+def test_a_series_whose_clock_runs_backwards_is_refused(run_cli, tmp_path):
+    # catches: sample times reordered (t_s 10 and 11 swapped): energy is integrated over these times, and out of
+    # order they give negative intervals the sampler's monotonic clock never makes
+    data = _genuine()
+    t_s = data["telemetry"]["series"]["t_s"]
+    t_s[10], t_s[11] = t_s[11], t_s[10]
+    _refused_by_submit(run_cli, tmp_path, data, f"series.t_s runs backwards at sample 11 ({t_s[10]:g} s, then")
+    data = _genuine()
+    data["telemetry"]["series"]["t_s"][5] = None  # a sample with no time
+    _refused_by_submit(run_cli, tmp_path, data, "series without a time (t_s) for every sample")

@@ -184,6 +184,14 @@ class Telemetry(Strict):
             raise ValueError("series columns differ in length")
         if self.series is not None and any(isinstance(m, float) for m in self.series.get("throttle_mask", [])):
             raise ValueError("series.throttle_mask holds a non-integer: it is a bit mask of clock-event reasons")
+        if self.series:  # the sampler stamps each row on one monotonic clock: energy is integrated over these times
+            t_s = self.series.get("t_s")
+            if t_s is None or any(t is None for t in t_s):
+                raise ValueError("series without a time (t_s) for every sample")
+            back = next((i for i in range(1, len(t_s)) if t_s[i] < t_s[i - 1]), None)
+            if back is not None:
+                raise ValueError(f"series.t_s runs backwards at sample {back} ({t_s[back - 1]:g} s, then "
+                                 f"{t_s[back]:g} s): the sampler's clock never does")
         return self
 
 
