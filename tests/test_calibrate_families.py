@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.analysis.predict import run_predict
+from bench.core.errors import UsageError
 from bench.core.specs import load_spec
 from bench.records.calibration import load_calibration, parse_calibration
 from bench.records.io import load_record
@@ -139,6 +140,19 @@ def test_a_v1_record_migrates_with_its_figures_moved_not_changed():
     forged = {**raw, "text_encoder": {**raw["text_encoder"], "block_s": 1.0}}
     with pytest.raises(Exception, match="does not follow from the samples"):
         parse_calibration(json.dumps(forged), "v1.json")
+
+
+@pytest.mark.parametrize("edit,field", [
+    (lambda d: d.update(text_encoders=[d["text_encoder"]]), "text_encoders"),
+    (lambda d: d["denoisers"][0].update(kinds=[]), "kinds"),
+])
+def test_a_v1_record_holding_a_field_of_version_2_is_refused(edit, field):
+    # catches: a file claiming version 1 with fields version 2 introduced, which the migration overwrote or kept
+    # unseen: the version was edited (the rule records.io holds result records to)
+    raw = json.loads(V1.read_text())
+    edit(raw)
+    with pytest.raises(UsageError, match=f"calibration schema_version 1 with '{field}', which version 2 introduced"):
+        parse_calibration(json.dumps(raw), "v1.json")
 
 
 @pytest.mark.slow

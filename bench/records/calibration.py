@@ -315,6 +315,15 @@ def update_to_2(data: dict[str, Any]) -> dict[str, Any]:
 MIGRATIONS = {1: update_to_2}  # version N -> the step that makes it N + 1
 
 
+def _v2_field(data: dict[str, Any]) -> str | None:
+    """A field version 2 introduced ('text_encoders'; a stack's 'kinds'), where a version-1 file holds one: the
+    migration would overwrite or keep it unseen, so a file claiming 1 with it was edited."""
+    if "text_encoders" in data:
+        return "text_encoders"
+    stacks = [*(data.get("denoisers") or []), data.get("text_encoder")]
+    return "kinds" if any(isinstance(x, dict) and "kinds" in x for x in stacks) else None
+
+
 def parse_calibration(text: str | bytes, origin: str = "calibration") -> CalibrationRecord:
     """Parse, migrate and validate a calibration record. Raises UsageError naming the field and the fix."""
     data = loads_strict(text, origin)
@@ -328,6 +337,9 @@ def parse_calibration(text: str | bytes, origin: str = "calibration") -> Calibra
         fix = "upgrade t2vbench" if newer else "calibrate again with this t2vbench"
         raise UsageError(f"{origin}: calibration schema_version {str(version)[:20]} is not one this t2vbench "
                          f"reads (1 to {CALIBRATION_VERSION}); {fix}")
+    if version == 1 and (newer_field := _v2_field(data)) is not None:  # as records.io refuses for result records
+        raise UsageError(f"{origin}: calibration schema_version 1 with '{newer_field}', which version 2 introduced: "
+                         "the version was edited; give the file as t2vbench calibrate wrote it")
     while data["schema_version"] < CALIBRATION_VERSION:
         data = MIGRATIONS[data["schema_version"]](data)
     try:
