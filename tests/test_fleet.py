@@ -288,6 +288,7 @@ def _results(tmp_path, guidances=(5.0, 5.0, 5.0), scales=(1.0, 2.0, 4.0), spec="
                 g[key] /= scale
             g["step_s"] = [t / scale for t in g["step_s"]]
         forge.summarized(data)
+        data["run_id"] = f"{0xf1ee7000 + i:012x}"  # runs of their own: a shared run_id would count them as one
         values.append(data["summary"]["video_minutes_per_gpu_hour"])
         _write(tmp_path / f"r{i}.json", data)
     return values
@@ -303,6 +304,19 @@ def test_fleet_from_a_results_folder_takes_the_median_and_skips_what_is_not_a_re
     assert d["throughput"]["settings_key"] == settings_key(load_record(tmp_path / "r0.json"))
     skipped = [w for w in d["warnings"] if w.startswith("skipped ")]  # one line per file, naming it
     assert len(skipped) == 2 and any("notes.json" in w for w in skipped) and any("cut.json" in w for w in skipped)
+
+
+def test_a_copy_under_a_new_run_id_does_not_move_the_median(run_cli, tmp_path):
+    # catches: fleet --results counting a run twice when copied under a new run id (as compare no longer does): with
+    # r2 (the fastest, 4x) copied twice the median of 1x, 2x, 4x, 4x, 4x moved from 2x to 4x
+    values = _results(tmp_path)
+    fastest = json.loads((tmp_path / "r2.json").read_text())
+    for n in (1, 2):
+        _write(tmp_path / f"copy{n}.json", {**fastest, "run_id": f"c0c0c0c0c0c{n}", "label": f"copy {n}"})
+    d = _fleet_json(run_cli, "--results", tmp_path, "--model", "custom-dit", "--hardware", "h100-sxm")
+    assert d["throughput"]["video_min_per_gpu_hour"] == pytest.approx(sorted(values)[1])
+    skipped = [w for w in d["warnings"] if "the same measurements as" in w and "counted once" in w]
+    assert len(skipped) == 2, d["warnings"]
 
 
 def test_results_of_several_settings_are_never_merged(run_cli, tmp_path):

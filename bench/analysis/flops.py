@@ -222,7 +222,9 @@ def cached_flops(spec: Spec, settings: Settings) -> Flops:
     path = cache_dir() / "flops.json"
     found = _from_cache(read_cache(path).get(key))
     if found is None:
-        if spec.family in FAMILIES:  # seconds to a minute for a large model: say why the command is quiet
+        # seconds to a minute for a large model: say why the command is quiet, to a person at a terminal (a script
+        # reading stderr gets its one-line refusals as they are)
+        if spec.family in FAMILIES and sys.stderr is not None and sys.stderr.isatty():
             print(f"t2vbench: counting the FLOPs of {spec.name} at {settings.width}x{settings.height}, "
                   f"{settings.num_frames} frames, {settings.steps} steps (once; kept in {path})", file=sys.stderr)
         found = count_flops(spec, settings)

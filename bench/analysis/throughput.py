@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.analysis import demand, predict, roofline
-from bench.analysis.collect import skipped_note
+from bench.analysis.collect import Seen, skipped_note
 from bench.analysis.flops import cached_flops
 from bench.analysis.physics import load_checked
 from bench.analysis.predict_evidence import Evidence, gather
@@ -214,10 +214,18 @@ def per_gpu(r: ResultRecord) -> float:
 
 
 def _scan(root: Path) -> tuple[list[tuple[Path, ResultRecord]], list[str]]:
-    """Every loadable measured record under root (references, journals and toy/ left out), and one line per file
-    that is not a valid record."""
+    """Every loadable measured record under root (references, journals and toy/ left out), each run once as compare
+    counts it (collect.Seen: a copy under a new run id would move the median), and one line per file left out."""
 
-    return scan(root)
+    records, skipped = scan(root)
+    seen, kept = Seen(), []
+    for path, record in records:
+        repeat = seen.repeat(path, record)
+        if repeat is None:
+            kept.append((path, record))
+        else:
+            skipped.append(repeat)
+    return kept, skipped
 
 
 def _one_setting(groups: dict[str, list], settings: str | None, what: str) -> str:
