@@ -12,7 +12,8 @@ import json
 from bench.records.schema import Generation, ResultRecord
 
 MEASURED_TIME_FIELDS = ("latency_s", "text_encode_s", "denoise_s", "vae_decode_s", "step_s")
-MEASURED_ENERGY_FIELDS = ("energy_j", "text_encode_energy_j", "denoise_energy_j", "vae_decode_energy_j", "step_energy_j")
+MEASURED_ENERGY_FIELDS = ("energy_j", "text_encode_energy_j", "denoise_energy_j", "vae_decode_energy_j",
+                          "step_energy_j")
 MIN_SHAPE_STEPS = 20  # step_shape's shortest series: a shorter one can repeat by chance
 
 
