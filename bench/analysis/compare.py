@@ -199,19 +199,20 @@ def _reference_flops(ref: Reference) -> float | None:
 def reference_row(path: Path, ref: Reference, s: Scenario) -> Row:
     hw = hardware.get(ref.hardware_class)
     tput = ref.video_minutes_per_gpu_hour()
-    fp8 = computed_in_fp8(ref)  # its label, or faster than bf16 allows (physics.computed_in_fp8): never > 100%
+    fp8 = computed_in_fp8(ref)  # its label, faster than bf16, or its system's fp8 (physics.computed_in_fp8)
     flops = _reference_flops(ref)
     mfu, bound = _roofline(flops, _peak(hw, "fp8" if fp8 else "bfloat16"), ref.gpu_seconds_per_video(),
                            ref.video_seconds())
     warnings: tuple[str, ...] = ()
     if fp8 and not reference_fp8(ref):
         bf16 = _roofline(flops, _peak(hw, "bfloat16"), ref.gpu_seconds_per_video(), ref.video_seconds())[0]
-        warnings = (f"{bf16:.0%} of {hw.id}'s bf16 peak, which is impossible: it must have computed in fp8 whatever "
-                    "its precision label says, so its MFU and bound are against the fp8 peak",) \
-            if faster_than_bf16(ref) else \
-            (f"another figure of the same system ({system_of(ref)[1]}) is faster than {hw.id}'s bf16 peak allows, so the "
-             "system computed in fp8 whatever its precision label says; this figure's MFU and bound are against the "
-             f"fp8 peak too ({bf16:.0%} of bf16)",)
+        if faster_than_bf16(ref):
+            warnings = (f"{bf16:.0%} of {hw.id}'s bf16 peak, which is impossible: it must have computed in fp8 "
+                        "whatever its precision label says, so its MFU and bound are against the fp8 peak",)
+        else:  # fp8 by with_system_precision: another row of its system is
+            warnings = (f"another figure of the same system ({system_of(ref)[1]}) is faster than {hw.id}'s bf16 peak "
+                        "allows, so the system computed in fp8 whatever its precision label says; this figure's MFU "
+                        f"and bound are against the fp8 peak too ({bf16:.0%} of bf16)",)
     return Row(
         kind="published" if ref.measured else "estimate", source=ref.source.id, model=ref.model, hardware=hw.id,
         gpus=ref.gpus, settings_key=reference_key(ref), toy="", generations=None,

@@ -24,6 +24,7 @@ from bench.core import hardware
 from bench.core.errors import UsageError
 from bench.core.specs import load_spec
 from bench.core.text import shown
+from bench.records.calibration import CalibrationRecord
 from bench.records.schema import GPU_DEVICE, ResultRecord, Telemetry
 from bench.run.calibrate_shapes import STACKS
 
@@ -58,11 +59,11 @@ def calibration_problems(hardware_class: str, device: str, environment: dict[str
     return out + _stack(environment, hardware_class, [environment.get("device_name")], hw)
 
 
-def calibration_spec_problems(calibration: Any) -> list[str]:
-    """What a calibration (bench.records.calibration.CalibrationRecord) claims of its model that models/ contradicts:
-    a spec of another content under the name (the record's rule, bench.analysis.registry), or a stack that is not the
-    spec's component of that class, or a count of blocks other than the spec's (calibrate reads it from the spec's
-    config; predict multiplies each block's time by it)."""
+def calibration_spec_problems(calibration: CalibrationRecord) -> list[str]:
+    """What a calibration claims of its model that models/ contradicts: a spec of another content under the name (the
+    record's rule, bench.analysis.registry), or a stack that is not the spec's component of that class, or a count of
+    blocks other than the spec's (calibrate reads it from the spec's config; predict multiplies each block's time by
+    it)."""
     try:
         spec = load_spec(calibration.spec.name)
     except UsageError:

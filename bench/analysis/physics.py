@@ -19,17 +19,19 @@ Where each bound comes from:
 - environment: bench.analysis.evidence (the GPU the environment and the telemetry name, and its own readings).
 - readings: bench.analysis.readings (sampled clocks, power under the power cap and memory against the device's own
   limits and the class's).
+- a step-sampled record's plan: its experts and their steps are its model's at its settings (`_plan`).
+- generations and workers (who made each, seeds, copied step times, each GPU listed once): bench.analysis.workers.
 - fields that contradict each other (complete with a reason, a budget that could not have let the generations start,
   energy without the telemetry or the series that measured it): bench.analysis.consistency.
 
 A published figure (bench.analysis.reference) gets the same bounds before any reader uses it (`check_reference`):
 its figures are its whole system's, all `gpus` of it, so one video costs `gpu_seconds_per_video` GPU-seconds (a
 latency on N GPUs x N, or N over a system's videos per second), which may not be less than the counted FLOPs at one
-GPU's fastest dense rate (fp8 where the class has one: what a file says it ran in cannot be checked); its energy per video and average power lie between the idle floor and
-the board power (x POWER_MARGIN) of all its GPUs, each of them held. Without a time figure, energy over average power
-is the wall time the file implies, held to the same FLOP bound, and an energy alone is at least the idle floor over
-the fewest GPU-seconds the FLOPs allow. The schema already refuses a class outside the catalogue and fewer than one
-GPU.
+GPU's fastest dense rate (fp8 where the class has one: what a file says it ran in cannot be checked); its energy per
+video and average power lie between the idle floor and the board power (x POWER_MARGIN) of all its GPUs, each of them
+held. Without a time figure, energy over average power is the wall time the file implies, held to the same FLOP
+bound; and any energy per video is at least the idle floor over the fewest GPU-seconds the FLOPs allow. The schema
+already refuses a class outside the catalogue and fewer than one GPU.
 """
 
 from __future__ import annotations
@@ -165,10 +167,11 @@ def _plan(record: ResultRecord) -> list[str]:
         return []
     own = [(e.component, e.steps) for e in record.sampling.experts]
     count = record_count(record)
+    spec = load_spec(record.spec.name) if count is None and record.spec.name in spec_names() else None
     if count is not None:
         model = [(e.component, e.steps) for e in count.experts if e.steps]
-    elif record.spec.name in spec_names() and "boundary_ratio" not in load_spec(record.spec.name).pipeline_config:
-        model = [(load_spec(record.spec.name).denoiser, record.settings.steps)]
+    elif spec is not None and "boundary_ratio" not in spec.pipeline_config:
+        model = [(spec.denoiser, record.settings.steps)]
     else:
         return []
     if own != model:
@@ -215,7 +218,7 @@ def spec_flops(name: str, settings: Any) -> float | None:
 
 def _telemetry(record: ResultRecord) -> list[str]:
     """The record's telemetry summary (worker 0's) and each other worker's, recomputed from its own series and the
-    generations it made."""
+    generations it made; the first section's first contradiction, or []."""
     sections = [("telemetry", 0, record.telemetry)]
     sections += [(f"workers[{w.index}].telemetry", w.index, w.telemetry) for w in record.workers or [] if w.index]
     video_s = record.summary.video_seconds_per_generation
@@ -334,8 +337,8 @@ def _reference_bound(ref: Reference, hw: hardware.HardwareClass) -> list[str]:
 
 
 def _reference_energy_floor(ref: Reference, hw: hardware.HardwareClass) -> list[str]:
-    """Without a time figure an energy still has a floor: a video takes at least its counted FLOPs at one GPU's
-    fastest peak in GPU-seconds, and each of them draws at least the class's idle floor."""
+    """An energy per video has a floor, with or without a time figure: a video takes at least its counted FLOPs at
+    one GPU's fastest peak in GPU-seconds, and each of them draws at least the class's idle floor."""
     floor = None if ref.energy_per_video_j is None or hw.idle_power_w is None else _fastest_floor(ref, hw)
     if floor is None:
         return []

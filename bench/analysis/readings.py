@@ -8,10 +8,10 @@ section that measured (the record's and each worker's) is held to:
 - the power cap: NVML's sw_power_cap reason means the board's power reached its limit and the power controller holds
   clocks down to keep it there ("If the card's total power draw reaches this limit the power management algorithm
   kicks in", nvmlDeviceGetPowerManagementLimit). NVML's power reading is an average over the last second on Ampere
-  and newer GPUs (nvmlDeviceGetPowerUsage: "power averaged over 1 sec interval"; instantaneous on GA100 and older),
-  so a reading taken after POWER_WINDOW_S of unbroken capping averages a second the board spent at its limit, while
-  readings in the first second of a capped stretch still carry the lower power before it. The median of the readings
-  after a full window of capping is held to at least (1 - CAP_SHORTFALL) of the limit the record states
+  (except GA100) and newer GPUs (nvmlDeviceGetPowerUsage: "power averaged over 1 sec interval"; instantaneous on GA100
+  and older), so a reading taken after POWER_WINDOW_S of unbroken capping averages a second the board spent at its
+  limit, while readings in the first second of a capped stretch still carry the lower power before it. The median of
+  the readings after a full window of capping is held to at least (1 - CAP_SHORTFALL) of the limit the record states
   (device.power_limit_w; the class's board power where it states none). Energies and power scaled down together
   beside throttle flags kept are refused.
 - memory: no sampled memory use above the device's memory total, and no peak memory the run allocated
@@ -30,7 +30,7 @@ from bench.records.schema import ResultRecord, Telemetry
 from bench.telemetry.nvml import THROTTLE_BITS
 from bench.telemetry.summary import GAP_FACTOR
 
-POWER_WINDOW_S = 1.0  # NVML's power averaging window on Ampere and newer (see the module's docstring)
+POWER_WINDOW_S = 1.0  # NVML's power averaging window on Ampere (except GA100) and newer (see the module's docstring)
 # The committed H100 records' readings after a full second of capping have medians 0.8-0.9% below their 700 W limit
 # (694.2, 694.5, 693.6 W) and their lowest single reading 6.2% below (656.8 W, where a generation ends): the
 # controller holds the limit to about 1%. A median 10% short is beyond any of them; 0.9 x the limit still leaves a
@@ -56,16 +56,16 @@ def _series(t: Telemetry, field: str) -> list[Any]:
 
 
 def _clocks(t: Telemetry, hw: hardware.HardwareClass, where: str) -> list[str]:
-    sampled = [c for c in _series(t, "sm_clock_mhz") if c is not None]
-    device_max = (t.device or {}).get("max_sm_clock_mhz")
+    sampled_mhz = [c for c in _series(t, "sm_clock_mhz") if c is not None]
+    device_max_mhz = (t.device or {}).get("max_sm_clock_mhz")
     out = []
-    if sampled and isinstance(device_max, (int, float)) and max(sampled) > device_max:
-        out.append(f"{where}.series.sm_clock_mhz reaches {max(sampled):g} MHz, above the {device_max:g} MHz "
+    if sampled_mhz and isinstance(device_max_mhz, (int, float)) and max(sampled_mhz) > device_max_mhz:
+        out.append(f"{where}.series.sm_clock_mhz reaches {max(sampled_mhz):g} MHz, above the {device_max_mhz:g} MHz "
                    f"maximum its own device reports ({where}.device.max_sm_clock_mhz): a clock never exceeds it")
     if hw.max_sm_clock_mhz is None:
         return out
-    for what, mhz in ((f"{where}.device.max_sm_clock_mhz", device_max),
-                      (f"{where}.series.sm_clock_mhz", max(sampled, default=None))):
+    for what, mhz in ((f"{where}.device.max_sm_clock_mhz", device_max_mhz),
+                      (f"{where}.series.sm_clock_mhz", max(sampled_mhz, default=None))):
         if isinstance(mhz, (int, float)) and mhz > hw.max_sm_clock_mhz:
             out.append(f"{what} is {mhz:g} MHz, above the {hw.max_sm_clock_mhz:g} MHz maximum SM clock of the "
                        f"{hw.name}: the GPU is not of the record's class {hw.id}")
@@ -89,13 +89,13 @@ def capped_readings(t: Telemetry) -> list[float]:
 
 
 def _capped_power(t: Telemetry, hw: hardware.HardwareClass, where: str) -> list[str]:
-    readings = capped_readings(t)
-    if not readings:
+    capped_w = capped_readings(t)
+    if not capped_w:
         return []
-    stated = (t.device or {}).get("power_limit_w")
-    limit_w, named = (stated, f"{where}.device.power_limit_w") if isinstance(stated, (int, float)) else \
+    stated_w = (t.device or {}).get("power_limit_w")
+    limit_w, named = (stated_w, f"{where}.device.power_limit_w") if isinstance(stated_w, (int, float)) else \
         (hw.board_power_w, f"the {hw.name}'s board power")
-    median_w = statistics.median(readings)
+    median_w = statistics.median(capped_w)
     if median_w < limit_w * (1 - CAP_SHORTFALL):
         return [f"{where}.series.throttle_mask says the power cap held clocks down (sw_power_cap), yet its power "
                 f"readings after {POWER_WINDOW_S:g} s of capping have a median of {median_w:.4g} W, "
@@ -105,11 +105,11 @@ def _capped_power(t: Telemetry, hw: hardware.HardwareClass, where: str) -> list[
 
 
 def _memory(t: Telemetry, where: str) -> list[str]:
-    total = (t.device or {}).get("memory_total_bytes")
-    used = [m for m in _series(t, "memory_used_bytes") if m is not None]
-    if used and isinstance(total, (int, float)) and max(used) > total:
-        return [f"{where}.series.memory_used_bytes reaches {max(used):.4g} bytes, more than the device's "
-                f"{total:.4g} ({where}.device.memory_total_bytes)"]
+    total_bytes = (t.device or {}).get("memory_total_bytes")
+    used_bytes = [m for m in _series(t, "memory_used_bytes") if m is not None]
+    if used_bytes and isinstance(total_bytes, (int, float)) and max(used_bytes) > total_bytes:
+        return [f"{where}.series.memory_used_bytes reaches {max(used_bytes):.4g} bytes, more than the device's "
+                f"{total_bytes:.4g} ({where}.device.memory_total_bytes)"]
     return []
 
 
@@ -117,14 +117,14 @@ def _peak_memory(record: ResultRecord, hw: hardware.HardwareClass) -> list[str]:
     """torch's peak allocation on one GPU is part of that GPU's memory."""
     if record.peak_memory_method != "cuda_max_allocated":
         return []
-    peaks = [record.peak_memory_bytes] + [g.peak_memory_bytes for g in record.generations]
-    peak = max((p for p in peaks if p is not None), default=None)
-    total = (record.telemetry.device or {}).get("memory_total_bytes") if record.telemetry.available else None
-    if isinstance(total, (int, float)):
-        limit, named = total, "its device's memory_total_bytes"
+    peaks_bytes = [record.peak_memory_bytes] + [g.peak_memory_bytes for g in record.generations]
+    peak_bytes = max((p for p in peaks_bytes if p is not None), default=None)
+    total_bytes = (record.telemetry.device or {}).get("memory_total_bytes") if record.telemetry.available else None
+    if isinstance(total_bytes, (int, float)):
+        limit_bytes, named = total_bytes, "its device's memory_total_bytes"
     else:
-        limit, named = MEMORY_SPAN[1] * hw.memory_gb * 2**30, f"the {hw.name}'s {hw.memory_gb:g} GB"
-    if peak is not None and peak > limit:
-        return [f"peak_memory_bytes {peak:.4g} (cuda_max_allocated, one GPU's) is more than {named} ({limit:.4g} "
-                "bytes): a GPU cannot allocate more memory than it has"]
+        limit_bytes, named = MEMORY_SPAN[1] * hw.memory_gb * 2**30, f"the {hw.name}'s {hw.memory_gb:g} GB"
+    if peak_bytes is not None and peak_bytes > limit_bytes:
+        return [f"peak_memory_bytes {peak_bytes:.4g} (cuda_max_allocated, one GPU's) is more than {named} "
+                f"({limit_bytes:.4g} bytes): a GPU cannot allocate more memory than it has"]
     return []

@@ -8,8 +8,9 @@ bench.records.assemble), so an honest record never breaks one; bench.analysis.ph
 - No generation's step times repeat another's up to a scale (bench.records.fingerprint.step_shape): a generation
   copied within its record doubles the measurement without a second one.
 - `workers` lists each GPU of the run once: gpus_used of them, indexed 0..gpus_used-1, each of the record's class
-  (the figures are filed as that class's), on a GPU device of its own (and NVML uuid) that environment.device_count has; under data
-  parallelism each says how many of the record's generations it made; worker 0's telemetry is the record's own.
+  (the figures are filed as that class's), on a GPU device of its own (and NVML uuid) that environment.device_count
+  has; under data parallelism each says how many of the record's generations it made; worker 0's telemetry is the
+  record's own.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def _generations(record: ResultRecord) -> list[str]:
     s = record.settings
     data = s.options.get("parallel") == "data"
     made: dict[int, int] = {}
-    seeds: dict[int, int] = {}
+    seeds: set[int] = set()
     for g in record.generations:
         if g.worker != 0 and not (data and g.worker < s.gpus_used):
             return [f"generation {g.index} names worker {g.worker}, but the run had "
@@ -40,7 +41,7 @@ def _generations(record: ResultRecord) -> list[str]:
         if g.seed in seeds:
             return [f"generation {g.index} of worker {g.worker} has seed {g.seed}, as a generation before it does: "
                     "every timed generation has its own seed"]
-        seeds[g.seed] = g.index
+        seeds.add(g.seed)
     return []
 
 
@@ -51,18 +52,18 @@ def _copies(record: ResultRecord) -> list[str]:
         if shape is None:
             continue
         if shape in seen:
-            return [f"the step times of the record's generation {n + 1} repeat those of its generation {seen[shape] + 1} "
-                    "up to a scale: no two generations do; one is a copy of the other"]
+            return [f"the step times of the record's generation {n + 1} repeat those of its generation "
+                    f"{seen[shape] + 1} up to a scale: no two generations do; one is a copy of the other"]
         seen[shape] = n
     return []
 
 
 def _listed(record: ResultRecord) -> list[str]:
     workers, s = record.workers, record.settings
+    gpu = GPU_DEVICE.fullmatch(s.device) is not None
     if workers is None:  # the run lists its workers whenever it had more than one (bench.records.assemble)
-        gpu_run = GPU_DEVICE.fullmatch(s.device) is not None
         return [f"the run used {s.gpus_used} GPUs but lists no workers: a multi-GPU run says which GPU each worker "
-                "held and what it measured"] if gpu_run and s.gpus_used > 1 else []
+                "held and what it measured"] if gpu and s.gpus_used > 1 else []
     if [w.index for w in workers] != list(range(s.gpus_used)):
         return [f"workers are indexed {[w.index for w in workers][:8]}, but the run used {s.gpus_used} GPU(s): one "
                 f"worker per GPU, 0 to {s.gpus_used - 1}"]
@@ -70,15 +71,14 @@ def _listed(record: ResultRecord) -> list[str]:
         if w.hardware_class != record.hardware_class:
             return [f"workers[{w.index}] is a {w.hardware_class}, but the record's class is {record.hardware_class}: "
                     "a run over GPUs of another class says nothing of this one's"]
-    gpu = GPU_DEVICE.fullmatch(s.device) is not None
     devices = [w.device for w in workers]
     if gpu and (len(set(devices)) < len(devices) or any(GPU_DEVICE.fullmatch(d) is None for d in devices)):
         return [f"workers ran on {', '.join(shown(d) for d in devices[:8])}: a GPU run's workers each hold a GPU "
                 "device of their own"]
     count = record.environment.get("device_count")
-    index = [int(d.partition(":")[2] or 0) for d in devices if gpu]
-    if isinstance(count, int) and index and max(index) >= count:
-        return [f"a worker ran on cuda:{max(index)}, but environment.device_count is {count}"]
+    ordinals = [int(d.partition(":")[2] or 0) for d in devices if gpu]  # cuda:3 -> 3
+    if isinstance(count, int) and ordinals and max(ordinals) >= count:
+        return [f"a worker ran on cuda:{max(ordinals)}, but environment.device_count is {count}"]
     if s.options.get("parallel") == "data":
         for w in workers:
             own = sum(1 for g in record.generations if g.worker == w.index)

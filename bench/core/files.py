@@ -42,10 +42,11 @@ def nearest_existing(path: Path) -> Path:
 
 
 def write_atomic(path: Path, text: str | bytes, replace: bool = False) -> Path:
-    """Write text (or bytes, e.g. an image) to path through a temporary file. Without replace, never overwrites (raises FileExistsError): the
-    file is hard-linked to its name, or on file systems without hard links the name is reserved with O_EXCL and the
-    finished file renamed over that empty reservation. Any other failure is an OSError naming path itself (not the
-    temporary file), nothing left behind: neither the temporary file nor a folder made for it."""
+    """Write text (or bytes, e.g. an image) to path through a temporary file. Without replace, never overwrites
+    (raises FileExistsError): the file is hard-linked to its name, or on file systems without hard links the name is
+    reserved with O_EXCL and the finished file renamed over that empty reservation. Any other failure is an OSError
+    naming path itself (not the temporary file), nothing left behind: neither the temporary file nor a folder made
+    for it."""
     made = _missing_folders(path.parent)
     try:
         return _write(path, text, replace)
@@ -79,7 +80,9 @@ def _remove_empty(folders: list[Path]) -> None:
 def _write(path: Path, text: str | bytes, replace: bool) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:  # a file where a folder must be; not the output's own name taken (FileExistsError's meaning)
+    except FileExistsError:
+        # a file where a folder must be: said as ENOTDIR, for FileExistsError tells write_atomic's callers that the
+        # output's own name is taken
         blocker = nearest_existing(path.parent)
         raise NotADirectoryError(errno.ENOTDIR, f"{os.strerror(errno.ENOTDIR)} ({blocker} is a file)") from None
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -75,7 +75,8 @@ def read_bounded(path: Path, max_bytes: int, what: str) -> bytes:
     loop of links: each said as such), one that cannot be read, or a larger one, naming `what` it should have been."""
     why = not_regular(path)
     if why is not None:
-        raise UsageError(f"{path}: no such {what} file" if why == "no such file" else f"{path}: {why}, not a {what} file")
+        raise UsageError(f"{path}: no such {what} file" if why == "no such file" else
+                         f"{path}: {why}, not a {what} file")
     try:  # non-blocking: a file swapped for a named pipe after the check above cannot hang the reader
         with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
             if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):

@@ -1,6 +1,8 @@
-"""What a record measured, as one hash: two records with the same hash are one run, whatever their run ids, labels,
-dates, seeds or generation order say. The registry refuses to file a run twice by it (bench.analysis.registry) and
-the readers of many files count a run once by it (bench.analysis.collect)."""
+"""What a record measured, as fingerprints a copy keeps. content_hash: two records with the same hash are one run,
+whatever their run ids, labels, dates, seeds or generation order say; the registry refuses to file a run twice by it
+(bench.analysis.registry) and the readers of many files count a run once by it (bench.analysis.collect). step_shape:
+a generation's step times up to a scale, by which the registry refuses a scaled copy of a filed run and the gate a
+generation copied within its record (bench.analysis.workers)."""
 
 from __future__ import annotations
 
@@ -9,8 +11,10 @@ import json
 
 from bench.records.schema import Generation, ResultRecord
 
-MEASURED = ("latency_s", "text_encode_s", "denoise_s", "vae_decode_s", "step_s")
-MEASURED_ENERGY = ("energy_j", "text_encode_energy_j", "denoise_energy_j", "vae_decode_energy_j", "step_energy_j")
+MEASURED_TIME_FIELDS = ("latency_s", "text_encode_s", "denoise_s", "vae_decode_s", "step_s")
+MEASURED_ENERGY_FIELDS = ("energy_j", "text_encode_energy_j", "denoise_energy_j", "vae_decode_energy_j",
+                          "step_energy_j")
+MIN_SHAPE_STEPS = 20  # step_shape's shortest series: a shorter one can repeat by chance
 
 
 def content_hash(record: ResultRecord) -> str:
@@ -19,15 +23,13 @@ def content_hash(record: ResultRecord) -> str:
     generation indices, or with its generations reordered, is still the same run."""
 
     def measured(g: Generation) -> str:
-        t = g.telemetry.model_dump(include=set(MEASURED_ENERGY)) if g.telemetry else {}
-        return json.dumps([g.model_dump(include=set(MEASURED)), t], sort_keys=True)
+        t = g.telemetry.model_dump(include=set(MEASURED_ENERGY_FIELDS)) if g.telemetry else {}
+        return json.dumps([g.model_dump(include=set(MEASURED_TIME_FIELDS)), t], sort_keys=True)
 
     series = record.telemetry.series or {}
     data = json.dumps([sorted(measured(g) for g in record.generations), series], sort_keys=True)
     return hashlib.sha256(data.encode("utf-8")).hexdigest()
 
-
-MIN_SHAPE_STEPS = 20
 
 
 def step_shape(g: Generation) -> tuple[int, ...] | None:

@@ -319,7 +319,7 @@ class ResultRecord(Strict):
         The one rule of completeness: the gate refuses a complete record that breaks it and the record of a run (or
         of `t2vbench recover`) that breaks it is written incomplete, saying this."""
         made, asked = len(self.generations), self.generations_asked
-        if made < asked and self.settings.time_budget_s is not None or made == asked:
+        if made == asked or (made < asked and self.settings.time_budget_s is not None):
             return None
         per = " x workers" if asked != self.settings.repeats else ""
         return f"{made} generation(s) where {asked} were asked ({self.settings.repeats} repeats{per})"
