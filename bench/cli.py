@@ -20,6 +20,7 @@ from bench.analysis.physics import load_checked, violations
 from bench.analysis.registry import submit
 from bench.analysis.roofline import analyze
 from bench.cli_fleet import add_estimate, add_fleet, cmd_estimate, cmd_fleet
+from bench.core import notes
 from bench.core.errors import Interrupted, UsageError
 from bench.core.hardware import catalogue
 from bench.core.specs import DEFAULT_MODEL, all_specs
@@ -344,6 +345,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if extra:  # argparse's own error comes from the top parser, whose help lists no command's options
             raise UsageError(f"unrecognized arguments: {' '.join(extra)} (see t2vbench {args.command} --help)")
         args.argv = ["t2vbench", *argv]
+        at_terminal = sys.stderr is not None and sys.stderr.isatty()  # a person waits: say what takes long
+        notes.set_sink((lambda line: print(f"t2vbench: {clean(line)}", file=sys.stderr)) if at_terminal else None)
         code = COMMANDS[args.command](args)
         if sys.stdout is not None:  # None when started with stdout closed
             sys.stdout.flush()  # a closed pipe (`| head -1`) shows here, not as a traceback at interpreter exit

@@ -1,14 +1,13 @@
 """The FLOP counter against FLOPs derived by hand, the bound, MFU, and the Factorial Funds arithmetic."""
 
 import dataclasses
-import io
 import json
-import sys
 
 import pytest
 
 from bench.analysis import roofline
 from bench.analysis.flops import count_flops
+from bench.core import notes
 from bench.core.errors import UsageError
 from bench.core.hardware import get
 from bench.core.specs import load_spec
@@ -134,21 +133,19 @@ def test_the_flop_cache_keeps_every_stage_and_ignores_a_damaged_entry(tmp_path, 
     spec = load_spec("tiny-wan")
     counted = count_flops(spec, spec.settings)
     assert cached_flops(spec, spec.settings) == counted  # counted, then written
-    assert capsys.readouterr().err == ""  # stderr read by a program: its one-line refusals stay one line
-    # at a terminal, counting says so (a minute of silence for a 14B model at 720p otherwise); the cache says nothing
+    assert capsys.readouterr().err == ""  # analysis never prints: notes go where the CLI sends them
+    # counting leaves a note (a minute of silence for a 14B model at 720p otherwise); reading the cache leaves none
     (tmp_path / "flops.json").unlink()
-
-    class Terminal(io.StringIO):
-        def isatty(self) -> bool:
-            return True
-
-    for expected in ("t2vbench: counting the FLOPs of tiny-wan at {s.width}x{s.height}, {s.num_frames} frames, "
-                     "{s.steps} steps (once; kept in {cache})\n", ""):
-        monkeypatch.setattr(sys, "stderr", Terminal())
+    said: list[str] = []
+    notes.set_sink(said.append)
+    try:
         cached_flops(spec, spec.settings)
-        assert sys.stderr.getvalue() == expected.format(s=spec.settings, cache=tmp_path / "flops.json")
-    monkeypatch.undo()
-    monkeypatch.setenv("T2VBENCH_CACHE_DIR", str(tmp_path))
+        cached_flops(spec, spec.settings)
+    finally:
+        notes.set_sink(None)
+    s = spec.settings
+    assert said == [f"counting the FLOPs of tiny-wan at {s.width}x{s.height}, {s.num_frames} frames, {s.steps} steps "
+                    f"(once; kept in {tmp_path / 'flops.json'})"]
     cache = tmp_path / "flops.json"
     (key, entry), = json.loads(cache.read_text()).items()
     assert entry["vae_decode"] == counted.vae_decode and entry["experts"][0]["steps"] == spec.settings.steps
@@ -157,3 +154,27 @@ def test_the_flop_cache_keeps_every_stage_and_ignores_a_damaged_entry(tmp_path, 
     assert cached_flops(spec, spec.settings).vae_decode == 1.0
     cache.write_text(json.dumps({key: {**entry, "experts": "nonsense"}}))  # ... a damaged one is counted again
     assert cached_flops(spec, spec.settings) == counted
+
+
+def test_the_cli_sends_notes_to_a_terminal_only(run_cli, tmp_path, monkeypatch):
+    # catches: a progress note before a one-line refusal read by a program, or no note for a person at a terminal
+    import io
+    import sys
+
+    from bench import cli
+
+    monkeypatch.setenv("T2VBENCH_CACHE_DIR", str(tmp_path))
+    code, _, err = run_cli("roofline", "tiny-wan")  # capsys: stderr is no terminal
+    assert code == 0 and "counting the FLOPs" not in err
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    (tmp_path / "flops.json").unlink()
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    try:
+        assert cli.main(["roofline", "tiny-wan"]) == 0
+        assert sys.stderr.getvalue().startswith("t2vbench: counting the FLOPs of tiny-wan at ")
+    finally:
+        notes.set_sink(None)

@@ -18,13 +18,13 @@ import hashlib
 import json
 import math
 import os
-import sys
 import tempfile
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from bench.core import notes
 from bench.core.errors import UsageError
 from bench.core.specs import Settings, Spec
 from bench.core.text import shown
@@ -222,11 +222,9 @@ def cached_flops(spec: Spec, settings: Settings) -> Flops:
     path = cache_dir() / "flops.json"
     found = _from_cache(read_cache(path).get(key))
     if found is None:
-        # seconds to a minute for a large model: say why the command is quiet, to a person at a terminal (a script
-        # reading stderr gets its one-line refusals as they are)
-        if spec.family in FAMILIES and sys.stderr is not None and sys.stderr.isatty():
-            print(f"t2vbench: counting the FLOPs of {spec.name} at {settings.width}x{settings.height}, "
-                  f"{settings.num_frames} frames, {settings.steps} steps (once; kept in {path})", file=sys.stderr)
+        if spec.family in FAMILIES:  # seconds to a minute for a large model: say why the command is quiet
+            notes.note(f"counting the FLOPs of {spec.name} at {settings.width}x{settings.height}, "
+                       f"{settings.num_frames} frames, {settings.steps} steps (once; kept in {path})")
         found = count_flops(spec, settings)
         write_cache(path, {**read_cache(path), key: dataclasses.asdict(found)})
     return found

@@ -43,7 +43,9 @@ def problems(record: ResultRecord, hw: hardware.HardwareClass) -> list[str]:
     """One message per reading of the record that contradicts its device's limits or its class `hw`'s; [] when none
     does. Messages name the field, the value and the limit."""
     sections = [("telemetry", record.telemetry)]
-    sections += [(f"workers[{w.index}].telemetry", w.telemetry) for w in record.workers or [] if w.telemetry]
+    # worker 0's section is the record's own (bench.analysis.workers holds them equal): each problem said once
+    sections += [(f"workers[{w.index}].telemetry", w.telemetry) for w in record.workers or []
+                 if w.telemetry and w.index != 0]
     out = []
     for where, t in sections:
         if t.available:
