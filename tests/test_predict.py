@@ -525,6 +525,16 @@ def test_validate_with_nothing_usable_says_so_in_one_line_as_compare_does(run_cl
     assert code == 2 and out == "" and f"takes no MODEL '{tmp_path}'" in err and "--results PATH" in err
 
 
+def test_validate_says_it_left_out_an_incomplete_run(run_cli, tmp_path):
+    # catches: an incomplete record dropped in silence by predict's reader (compare's said so; now both, in one rule)
+    data = json.loads(PLAIN.read_text())
+    data.update(complete=False, incomplete_reason="out of memory at generation 4", run_id="0123456789ab")
+    (tmp_path / "inc.json").write_text(json.dumps(data))
+    code, out, err = run_cli("predict", "--validate", "--results", tmp_path, "--results", REFERENCES)
+    assert code == 0 and err == (f"t2vbench: skipped: {tmp_path / 'inc.json'}: an incomplete run (out of memory at "
+                                 "generation 4); only complete runs are used\n")
+
+
 def test_validate_says_which_files_it_could_not_use(run_cli, tmp_path):
     (tmp_path / "broken.json").write_text("{")
     code, out, err = run_cli("predict", "--validate", "--results", tmp_path, "--results", REFERENCES)

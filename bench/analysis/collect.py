@@ -101,6 +101,12 @@ class Seen:
         return None
 
 
+def incomplete_note(path: Path, record: ResultRecord) -> str:
+    """The skip line of an incomplete run: every reader of many files uses complete runs only, and says so."""
+    why = f" ({record.incomplete_reason})" if record.incomplete_reason else ""
+    return f"{path}: an incomplete run{why}; only complete runs are used"
+
+
 def load(paths: Sequence[str | Path]) -> Loaded:
     """Every usable record and reference under paths, each run and published row once (Seen); the rest skipped with
     a reason. Raises UsageError only for a path that does not exist."""
@@ -113,8 +119,7 @@ def load(paths: Sequence[str | Path]) -> Loaded:
             skipped.append(str(exc))
             continue
         if isinstance(item, ResultRecord) and not item.complete:
-            why = f" ({item.incomplete_reason})" if item.incomplete_reason else ""
-            skipped.append(f"{path}: an incomplete run{why}; only complete runs are compared")
+            skipped.append(incomplete_note(path, item))
         elif (repeat := seen.repeat(path, item)) is not None:
             skipped.append(repeat)
         elif isinstance(item, Reference):

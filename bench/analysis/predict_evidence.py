@@ -15,7 +15,7 @@ from typing import Any
 
 from bench.analysis import evidence
 from bench.analysis import predict_model as model
-from bench.analysis.collect import Seen, expand, load_one
+from bench.analysis.collect import Seen, expand, incomplete_note, load_one
 from bench.analysis.physics import computed_in_fp8, with_system_precision
 from bench.analysis.predict_work import Work
 from bench.analysis.reference import Reference
@@ -68,8 +68,8 @@ def gather(paths: Sequence[str | Path], calibration_files: Sequence[str | Path] 
             skipped.append(str(exc))
             continue
         if isinstance(item, ResultRecord) and not item.complete:
-            continue
-        if isinstance(item, (Reference, ResultRecord)) and (repeat := seen.repeat(path, item)) is not None:
+            skipped.append(incomplete_note(path, item))
+        elif isinstance(item, (Reference, ResultRecord)) and (repeat := seen.repeat(path, item)) is not None:
             skipped.append(repeat)
         elif isinstance(item, Reference):
             references.append((path, item))
