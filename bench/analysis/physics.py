@@ -279,10 +279,11 @@ def with_system_precision(refs: Sequence[tuple[Path, Reference]]) -> tuple[tuple
     bf16 allows) marked as computed in fp8 too: a system runs one build, one precision, in every scenario it submits,
     so VibeHPC's B300 SingleStream row (68% of bf16, possible alone) computed in fp8 as its Offline row (114% of bf16)
     must have. Readers of references apply this once to everything they loaded."""
-    fp8 = {system_of(r) for _, r in refs if system_of(r) is not None and computed_in_fp8(r)}
+    own = [computed_in_fp8(ref) for _, ref in refs]  # each figure judged once
+    fp8 = {system_of(ref) for (_, ref), is_fp8 in zip(refs, own) if is_fp8} - {None}
     out = []
-    for path, ref in refs:
-        if system_of(ref) in fp8 and not computed_in_fp8(ref):
+    for (path, ref), is_fp8 in zip(refs, own):
+        if not is_fp8 and system_of(ref) in fp8:
             ref = ref.model_copy()
             ref._system_fp8 = True
         out.append((path, ref))

@@ -28,9 +28,7 @@ def not_regular(path: Path) -> str | None:
 
 def writable_ancestor(path: Path) -> Path | None:
     """The nearest existing folder at or above path if it can be written in (so path can be created), else None."""
-    folder = path
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
+    folder = nearest_existing(path)
     return folder if folder.is_dir() and os.access(folder, os.W_OK | os.X_OK) else None
 
 
